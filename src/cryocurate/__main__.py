@@ -1,0 +1,5 @@
+"""``python -m cryocurate`` runs the command line."""
+
+from cryocurate.cli.main import main
+
+main()

@@ -1,0 +1,85 @@
+"""Every error cryocurate raises on purpose, in one tree.
+
+::
+
+    CryocurateError                 anything we raise knowingly; rendered as one line
+    ├── InputError                  the user's input is wrong (exit status 2 at the CLI)
+    │   ├── MissingFileError        a file or folder that must exist does not, or cannot be read
+    │   ├── FormatError             a file exists but its content is not what its format promises
+    │   ├── NotAJobError            a folder holds no 2D classification job we recognise
+    │   └── InconsistentJobError    the files of one job disagree with each other
+    ├── NotFoundError               a catalog entity (dataset, run…) does not exist
+    ├── ConflictError               the request clashes with what is already stored
+    └── PortalError                 the portal root itself is missing, damaged or from a newer version
+
+Each error carries *what* went wrong (the message), *where* (a path, a job, an id) and, when
+there is one, *what to do* (the hint). ``str(error)`` joins them into the single line the CLI
+prints, so a traceback never reaches a user for a problem we anticipated.
+
+Third-party errors (mrcfile, numpy, SQLAlchemy…) are translated into these at the boundary
+where they are caught, with ``raise ... from err`` so the cause stays available for debugging.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class CryocurateError(Exception):
+    """Base of the tree. ``exit_code`` is what the CLI returns when this error ends a command."""
+
+    exit_code = 1
+
+    def __init__(
+        self, message: str, *, where: str | PathLike[str] | None = None, hint: str | None = None
+    ) -> None:
+        self.message = message
+        self.where = None if where is None else str(where)
+        self.hint = hint
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        line = f"{self.where}: {self.message}" if self.where else self.message
+        if self.hint:
+            line = f"{line} ({self.hint})"
+        return line
+
+
+class InputError(CryocurateError):
+    """The input given to a command is wrong; nothing was written because of it."""
+
+    exit_code = 2
+
+
+class MissingFileError(InputError):
+    """A file or folder that must exist is missing or unreadable."""
+
+
+class FormatError(InputError):
+    """A file's content does not follow its format (truncated, wrong magic, bad values…)."""
+
+
+class NotAJobError(InputError):
+    """A folder was given as a job but holds no 2D classification job we recognise."""
+
+
+class InconsistentJobError(InputError):
+    """The files of one job disagree (class counts, class indices, pixel sizes…)."""
+
+
+class NotFoundError(CryocurateError):
+    """A catalog entity asked for by id or name does not exist."""
+
+    exit_code = 2
+
+
+class ConflictError(CryocurateError):
+    """The request clashes with what is already stored (a name taken, a root already made…)."""
+
+    exit_code = 2
+
+
+class PortalError(CryocurateError):
+    """The portal root is missing, damaged, or was written by a newer cryocurate."""
+
+    exit_code = 2

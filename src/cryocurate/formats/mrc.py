@@ -1,0 +1,156 @@
+"""MRC image stacks: validated reads and atomic float32 writes, via mrcfile.
+
+mrcfile is strict by default and raises on files many real programs write (no ``MAP`` id, a
+zero machine stamp). We open permissively, collect its warnings, and then apply our own rules,
+which are about what extraction needs: the data block is all there, the images are square,
+the values are finite.
+
+    >>> stack = read_stack("J12_020_class_averages.mrc")    # doctest: +SKIP
+    >>> stack.data.shape, stack.voxel_size_a
+    ((50, 128, 128), 1.2)
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from cryocurate.atomic import atomic_path
+from cryocurate.errors import FormatError, MissingFileError
+
+HEADER_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class MrcStack:
+    """A stack of 2D images as float32 ``(n, ny, nx)``, with the header's pixel size (0 if unset)."""
+
+    path: Path
+    data: np.ndarray
+    voxel_size_a: float
+    mode: int
+
+
+def _expected_bytes(header: np.recarray, ext_bytes: int) -> int:
+    mode = int(header.mode)
+    itemsize = {0: 1, 1: 2, 2: 4, 4: 8, 6: 2, 12: 2}.get(mode)
+    if itemsize is None:
+        return -1
+    n = int(header.nx) * int(header.ny) * int(header.nz)
+    return HEADER_BYTES + ext_bytes + n * itemsize
+
+
+def read_stack(path: str | os.PathLike[str], *, require_square: bool = True) -> MrcStack:
+    """Read a whole MRC stack as float32, refusing anything extraction cannot trust.
+
+    A single 2D image (nz = 1) reads as a stack of one. Values are converted to float32
+    without rescaling (int16/uint16/float16 averages keep their numbers).
+
+    Raises:
+        MissingFileError: the file does not exist or cannot be read.
+        FormatError: not an MRC file, an unsupported mode, a header that promises more data
+            than the file holds, non-square images, or NaN/infinite pixels.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise MissingFileError(f"cannot read: {err.strerror or err}", where=path) from err
+    if not path.is_file():
+        raise MissingFileError("is not a file", where=path)
+    if size < HEADER_BYTES:
+        raise FormatError(
+            f"not an MRC file: {size} bytes, shorter than the {HEADER_BYTES}-byte header",
+            where=path,
+            hint="the file is truncated or of another kind",
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with mrcfile.open(path, mode="r", permissive=True) as mrc:
+                header = mrc.header
+                ext_bytes = int(header.nsymbt)
+                data = mrc.data
+                voxel = float(mrc.voxel_size.x)
+                mode = int(header.mode)
+                if data is not None:
+                    data = np.asarray(data)
+                    if data.ndim == 2:
+                        data = data[np.newaxis]
+                    elif data.ndim == 4:  # a volume stack: flatten to images
+                        data = data.reshape(-1, *data.shape[-2:])
+                    data = data.astype(np.float32, copy=True)
+        except (ValueError, OSError, EOFError) as err:
+            raise FormatError(f"not a readable MRC file: {err}", where=path) from err
+    if data is None:
+        expected = _expected_bytes(header, ext_bytes)
+        if expected < 0:
+            raise FormatError(f"unsupported MRC mode {int(header.mode)}", where=path)
+        if expected > size:
+            raise FormatError(
+                f"truncated: the header promises {expected:,} bytes "
+                f"({int(header.nz)}×{int(header.ny)}×{int(header.nx)} mode {int(header.mode)}) "
+                f"but the file holds {size:,}",
+                where=path,
+                hint="copy the file again from its source",
+            )
+        messages = "; ".join(str(w.message) for w in caught) or "no data block"
+        raise FormatError(f"not a readable MRC file: {messages}", where=path)
+    if data.ndim != 3 or data.shape[0] == 0:
+        raise FormatError(f"holds no 2D images (shape {data.shape})", where=path)
+    if require_square and data.shape[1] != data.shape[2]:
+        raise FormatError(
+            f"images are not square ({data.shape[2]}×{data.shape[1]} px)",
+            where=path,
+            hint="class averages are always square; is this the right file?",
+        )
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = np.unique(np.nonzero(~finite)[0])
+        listed = ", ".join(str(int(i)) for i in bad[:5]) + (" …" if len(bad) > 5 else "")
+        raise FormatError(
+            f"NaN or infinite pixels in {len(bad)} image(s) (0-based: {listed})",
+            where=path,
+            hint="the job's output is damaged; re-run or re-export it",
+        )
+    return MrcStack(path=path, data=data, voxel_size_a=voxel, mode=mode)
+
+
+def read_shape(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """Return ``(nz, ny, nx)`` from the header alone, without reading pixels."""
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
+                h = mrc.header
+                return int(h.nz), int(h.ny), int(h.nx)
+        except (ValueError, OSError, EOFError) as err:
+            raise FormatError(f"not a readable MRC file: {err}", where=path) from err
+
+
+def write_stack(
+    path: str | os.PathLike[str],
+    data: np.ndarray,
+    voxel_size_a: float,
+    *,
+    durable: bool = True,
+) -> None:
+    """Write ``data`` (n, ny, nx) as a float32 image stack (ispg 0) with the pixel size set.
+
+    The values are written unchanged; the header's min/max/mean/rms are computed by mrcfile.
+    """
+    arr = np.ascontiguousarray(data, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    with atomic_path(path, durable=durable) as tmp:
+        with mrcfile.new(tmp, overwrite=True) as mrc:
+            mrc.set_data(arr)
+            mrc.set_image_stack()
+            mrc.voxel_size = float(voxel_size_a)
+            mrc.update_header_stats()
