@@ -10,7 +10,7 @@
     │   └── InconsistentJobError    the files of one job disagree with each other
     ├── NotFoundError               a catalog entity (dataset, run…) does not exist
     ├── ConflictError               the request clashes with what is already stored
-    └── PortalError                 the portal root itself is missing, damaged or from a newer version
+    └── PortalError                 the portal root is missing, damaged or of another version
 
 Each error carries *what* went wrong (the message), *where* (a path, a job, an id) and, when
 there is one, *what to do* (the hint). ``str(error)`` joins them into the single line the CLI

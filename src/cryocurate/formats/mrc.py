@@ -28,7 +28,7 @@ HEADER_BYTES = 1024
 
 @dataclass(frozen=True)
 class MrcStack:
-    """A stack of 2D images as float32 ``(n, ny, nx)``, with the header's pixel size (0 if unset)."""
+    """2D images as float32 ``(n, ny, nx)``, with the header's pixel size (0 if unset)."""
 
     path: Path
     data: np.ndarray
@@ -148,9 +148,8 @@ def write_stack(
     arr = np.ascontiguousarray(data, dtype=np.float32)
     if arr.ndim == 2:
         arr = arr[np.newaxis]
-    with atomic_path(path, durable=durable) as tmp:
-        with mrcfile.new(tmp, overwrite=True) as mrc:
-            mrc.set_data(arr)
-            mrc.set_image_stack()
-            mrc.voxel_size = float(voxel_size_a)
-            mrc.update_header_stats()
+    with atomic_path(path, durable=durable) as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
+        mrc.set_data(arr)
+        mrc.set_image_stack()
+        mrc.voxel_size = float(voxel_size_a)
+        mrc.update_header_stats()

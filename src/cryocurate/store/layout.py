@@ -1,0 +1,48 @@
+"""The data tree's layout, in the CryoET Data Portal's words (seed 004, "v1" layout).
+
+::
+
+    data/<dataset_id>/dataset_metadata.json
+    data/<dataset_id>/<run_name>/run_metadata.json
+    data/<dataset_id>/<run_name>/ClassAverages/class_averages.mrcs
+    data/<dataset_id>/<run_name>/ClassAverages/class_averages_metadata.json
+    data/<dataset_id>/<run_name>/ClassAverages/Images/class_0000.png …
+
+Every path of the tree is built here and only here, so a download is a copy of a subtree and
+a change of layout is a change of this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATASET_METADATA = "dataset_metadata.json"
+RUN_METADATA = "run_metadata.json"
+CLASS_AVERAGES = "ClassAverages"
+CLASS_AVERAGES_STACK = "class_averages.mrcs"
+CLASS_AVERAGES_METADATA = "class_averages_metadata.json"
+IMAGES = "Images"
+STAGING = ".staging"
+
+
+def dataset_dir(data_root: Path, dataset_id: int) -> Path:
+    return data_root / str(dataset_id)
+
+
+def run_dir(data_root: Path, dataset_id: int, run_name: str) -> Path:
+    return dataset_dir(data_root, dataset_id) / run_name
+
+
+def class_image_name(class_index: int) -> str:
+    """``class_0007.png``: zero-padded so that file order is class order."""
+    return f"class_{class_index:04d}.png"
+
+
+def class_image_relpath(class_index: int) -> str:
+    """Path of a class image relative to its run folder."""
+    return f"{CLASS_AVERAGES}/{IMAGES}/{class_image_name(class_index)}"
+
+
+def staging_root(data_root: Path) -> Path:
+    """Where runs are built before they are swapped into place (same filesystem as data/)."""
+    return data_root / STAGING
