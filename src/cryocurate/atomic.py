@@ -19,6 +19,15 @@ from typing import Any
 TMP_PREFIX = ".tmp-"
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename inside ``path`` durable (POSIX needs the directory itself synced)."""
     try:
@@ -45,6 +54,8 @@ def atomic_path(target: str | os.PathLike[str], *, durable: bool = True) -> Iter
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=target.suffix, dir=target.parent)
+    # mkstemp makes the file private (0600); published files get the usual umask-based mode.
+    os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -24,6 +24,7 @@ from cryocurate.atomic import atomic_path
 from cryocurate.errors import FormatError, MissingFileError
 
 HEADER_BYTES = 1024
+_ITEMSIZE = {0: 1, 1: 2, 2: 4, 4: 8, 6: 2, 12: 2}  # bytes per value, by MRC mode
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,32 @@ class MrcStack:
 
 
 def _expected_bytes(header: np.recarray, ext_bytes: int) -> int:
-    mode = int(header.mode)
-    itemsize = {0: 1, 1: 2, 2: 4, 4: 8, 6: 2, 12: 2}.get(mode)
+    itemsize = _ITEMSIZE.get(int(header.mode))
     if itemsize is None:
         return -1
     n = int(header.nx) * int(header.ny) * int(header.nz)
     return HEADER_BYTES + ext_bytes + n * itemsize
+
+
+def _check_header(path: Path, size: int) -> None:
+    """Refuse headers that cannot describe this file, before mrcfile allocates for them.
+
+    mrcfile trusts the header's extended-header length and allocates that many bytes first:
+    a random 4 KB file can ask for gigabytes. Mode, dimensions and the extended header must
+    be plausible in one byte order or the other.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(HEADER_BYTES)
+    for order in ("<", ">"):
+        nx, ny, nz, mode = np.frombuffer(head[:16], dtype=f"{order}i4")
+        nsymbt = int(np.frombuffer(head[92:96], dtype=f"{order}i4")[0])
+        if mode in _ITEMSIZE and min(nx, ny, nz) > 0 and 0 <= nsymbt <= size - HEADER_BYTES:
+            return
+    raise FormatError(
+        "not an MRC file: its header gives no valid mode, dimensions and extended header",
+        where=path,
+        hint="the file is damaged or of another kind",
+    )
 
 
 def read_stack(path: str | os.PathLike[str], *, require_square: bool = True) -> MrcStack:
@@ -69,6 +90,7 @@ def read_stack(path: str | os.PathLike[str], *, require_square: bool = True) -> 
             where=path,
             hint="the file is truncated or of another kind",
         )
+    _check_header(path, size)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -139,11 +161,14 @@ def write_stack(
     data: np.ndarray,
     voxel_size_a: float,
     *,
+    label: str = "",
     durable: bool = True,
 ) -> None:
     """Write ``data`` (n, ny, nx) as a float32 image stack (ispg 0) with the pixel size set.
 
     The values are written unchanged; the header's min/max/mean/rms are computed by mrcfile.
+    The header carries ``label`` (up to 80 characters) or none: mrcfile's default label holds
+    the wall-clock time, which would make two writes of the same images differ.
     """
     arr = np.ascontiguousarray(data, dtype=np.float32)
     if arr.ndim == 2:
@@ -153,3 +178,5 @@ def write_stack(
         mrc.set_image_stack()
         mrc.voxel_size = float(voxel_size_a)
         mrc.update_header_stats()
+        mrc.header.label[0] = label[:80].ljust(80) if label else b""
+        mrc.header.nlabl = 1 if label else 0

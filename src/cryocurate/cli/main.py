@@ -1,0 +1,68 @@
+"""Entry point of the ``cryocurate`` command: the typer app and the one error boundary."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+
+from cryocurate import __version__
+from cryocurate.cli import console, datasets, demo, extract, portal, serve, synth
+from cryocurate.errors import CryocurateError
+
+app = typer.Typer(
+    name="cryocurate",
+    help="Curated, labelled cryo-EM training data: extract 2D classification jobs into a "
+    "portal root, browse and publish them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.out.print(f"cryocurate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Curated, labelled cryo-EM training data."""
+
+
+portal.register(app)
+extract.register(app)
+datasets.register(app)
+serve.register(app)
+demo.register(app)
+app.add_typer(synth.app, name="synth")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; every anticipated failure ends as one line on stderr and an exit status."""
+    try:
+        result = app(
+            args=list(argv) if argv is not None else None,
+            prog_name="cryocurate",
+            standalone_mode=False,
+        )
+    except click.exceptions.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except click.ClickException as error:  # usage errors: bad options, missing arguments
+        error.show()
+        sys.exit(error.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        console.err.print("Interrupted; nothing half-written was kept.")
+        sys.exit(130)
+    except CryocurateError as error:
+        console.err.print(f"Error: {error}", markup=False)
+        sys.exit(error.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,102 @@
+"""``init``, ``migrate`` and ``ls``: making, upgrading and listing a portal root."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cryocurate.catalog.queries import dataset_summaries
+from cryocurate.cli import console
+from cryocurate.portal import Portal
+
+ROOT = typer.Argument(..., help="The portal root folder.", show_default=False)
+
+
+def init(
+    root: Path = ROOT,
+    database: str | None = typer.Option(
+        None,
+        "--database",
+        help="A PostgreSQL URL (postgresql+psycopg://user@host/db) instead of SQLite in ROOT.",
+    ),
+) -> None:
+    """Make a portal root: settings, a catalog database, and an empty data tree.
+
+    Example: cryocurate init ./portal
+    """
+    with Portal.create(root, database_url=database) as p:
+        console.out.print(f"Portal root ready at {p.root} (catalog: {p.database_url})")
+
+
+def migrate(root: Path = ROOT) -> None:
+    """Upgrade a portal root's catalog to this version's schema.
+
+    Example: cryocurate migrate ./portal
+    """
+    with Portal.open(root, check=False) as p:
+        p.migrate()
+        console.out.print(f"Catalog of {p.root} is up to date.")
+
+
+def ls(
+    root: Path = ROOT,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List datasets and their runs, with class and particle counts.
+
+    Example: cryocurate ls ./portal --json
+    """
+    with Portal.open(root) as p, p.transaction() as session:
+        summaries = dataset_summaries(session)
+    if as_json:
+        console.out.print_json(json.dumps([asdict(s) for s in summaries]))
+        return
+    if not summaries:
+        console.out.print("No datasets yet: add some with `cryocurate extract`.")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for column, justify in (
+        ("dataset", "right"),
+        ("run", "left"),
+        ("run id", "right"),
+        ("kind", "left"),
+        ("software", "left"),
+        ("iter", "right"),
+        ("classes", "right"),
+        ("particles", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for d in summaries:
+        lab = f" — {d.lab}" if d.lab else ""
+        table.add_row(
+            str(d.id),
+            f"[bold]{d.title}[/bold]{lab}",
+            "",
+            "",
+            "",
+            "",
+            f"{d.n_classes:,}",
+            f"{d.n_particles:,}",
+        )
+        for r in d.runs:
+            table.add_row(
+                "",
+                f"  {r.name}",
+                str(r.id),
+                r.kind,
+                r.software or "",
+                "" if r.iteration is None else str(r.iteration),
+                f"{r.n_classes:,}",
+                f"{r.n_particles:,}",
+            )
+    console.out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(migrate)
+    app.command()(ls)

@@ -1,0 +1,75 @@
+"""The demo: sample jobs in real formats, a portal root, and their extraction.
+
+Everything lands under one folder (``cryocurate-demo/`` by default)::
+
+    jobs/CS-demo/J…        a synthetic cryoSPARC project with several 2D classification jobs
+    jobs/relion/Class2D/job006   a synthetic RELION Class2D job
+    portal/                the portal root they are extracted into
+
+Built once; running it again finds the jobs unchanged and rewrites nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from cryocurate.ingest.datasets import DatasetChoice, DatasetFields
+from cryocurate.ingest.discover import find_project_jobs, pick_jobs
+from cryocurate.ingest.extract import Extraction, Outcome
+from cryocurate.portal import Portal
+from cryocurate.store import tree
+from cryocurate.synth import synth_cryosparc_project, synth_relion
+
+CRYOSPARC_TITLE = "Synthetic complex, cryoSPARC 2D classification (demo)"
+RELION_TITLE = "Synthetic complex, RELION Class2D (demo)"
+
+
+def _build_once(target: Path, build: Callable[[Path], object]) -> None:
+    """Build ``target`` in a temporary sibling and rename it, so a Ctrl-C leaves no half job."""
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
+    tree.discard(tmp)
+    try:
+        build(tmp)
+        os.rename(tmp, target)
+    finally:
+        tree.discard(tmp)
+
+
+def build_demo(directory: Path, *, report: Callable[[str], object] = print) -> Path:
+    """Make (or reuse) the demo's jobs and portal root; returns the portal root."""
+    directory = Path(directory).absolute()
+    project = directory / "jobs" / "CS-demo"
+    relion = directory / "jobs" / "relion"
+    report(f"Sample jobs in {directory / 'jobs'}")
+    _build_once(project, lambda p: synth_cryosparc_project(p, n_class2d_jobs=5, seed=7))
+    _build_once(
+        relion,
+        lambda p: synth_relion(
+            p / "Class2D" / "job006", n_classes=40, box=96, n_particles=30_000, seed=11
+        ),
+    )
+    root = directory / "portal"
+    with Portal.create(root) as portal:
+
+        def show(o: Outcome) -> None:
+            where = o.message if o.status == "error" else f"dataset {o.dataset_id}, {o.run_name}"
+            report(f"  {o.status:<10} {where}")
+
+        lab = DatasetFields(
+            lab="Demo lab",
+            organism_name="synthetic",
+            sample_type="in_silico",
+            authors=["cryocurate demo"],
+        )
+        Extraction(portal, DatasetChoice(CRYOSPARC_TITLE, lab), workers=2, on_outcome=show).run(
+            pick_jobs(find_project_jobs(project), "first,middle,last")
+        )
+        Extraction(portal, DatasetChoice(RELION_TITLE, lab), on_outcome=show).run(
+            [relion / "Class2D" / "job006"]
+        )
+    return root

@@ -1,0 +1,61 @@
+"""The command line as a user meets it: help, init, ls, errors as one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cryocurate.cli.main import main
+
+
+def cli(capsys, *argv):
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return int(info.value.code or 0), out.out, out.err
+
+
+def test_every_command_has_help_with_an_example(capsys):
+    for command in (
+        ["init"],
+        ["extract"],
+        ["ls"],
+        ["serve"],
+        ["demo"],
+        ["migrate"],
+        ["dataset", "create"],
+        ["dataset", "edit"],
+        ["synth", "cryosparc"],
+        ["synth", "relion"],
+    ):
+        code, out, _ = cli(capsys, *command, "--help")
+        assert code == 0
+        assert "Example" in out, f"{command} help has no example"
+
+
+def test_init_ls_json_and_version(tmp_path, capsys):
+    code, out, _ = cli(capsys, "init", tmp_path / "p")
+    assert code == 0 and "Portal root ready" in out
+    code, out, _ = cli(capsys, "ls", tmp_path / "p", "--json")
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = cli(capsys, "dataset", "create", tmp_path / "p", "--title", "T", "--lab", "L")
+    assert code == 0 and "10000" in out
+    code, out, _ = cli(capsys, "ls", tmp_path / "p", "--json")
+    [d] = json.loads(out)
+    assert d["id"] == 10000 and d["lab"] == "L" and d["runs"] == []
+    code, out, _ = cli(capsys, "--version")
+    assert code == 0 and "cryocurate" in out
+
+
+def test_console_script_errors_are_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "cryocurate", "ls", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert proc.stderr.startswith("Error: ") and "not a portal root" in proc.stderr

@@ -1,0 +1,344 @@
+"""Shared pytest fixtures: databases, a real browser, live servers, a screenshot folder.
+
+Fixtures (all generic; this module does not import ``cryocurate``):
+
+``database_url``
+    Parametrized with ids ``sqlite`` and ``postgresql``, so ``def test_x(database_url)`` runs
+    twice: once against ``sqlite:///<tmp>/catalog.sqlite`` and once against a fresh, uniquely
+    named PostgreSQL database (dropped afterwards) on the server named by
+    ``CRYOCURATE_TEST_POSTGRES_URL`` (an admin URL such as
+    ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``; ``.ci/run`` starts one).
+``postgres_admin_url``
+    That admin URL (session scope), for tests that need the server itself.
+``chromium_path`` / ``browser`` / ``page``
+    Debian's Chromium (``CRYOCURATE_TEST_CHROMIUM`` or ``chromium`` on PATH), a Playwright sync
+    ``Browser`` on it (session scope), and a fresh context + page at 1280x900 for each test.
+    Tests that use them should be marked ``@pytest.mark.browser``.
+``live_server`` / ``live_server_module``
+    Factories that start a server in a subprocess on a free loopback port and return its base
+    URL; they stop it (SIGTERM, then SIGKILL) at the end of the test / module. Give them an
+    ASGI import string (``"pkg.mod:app"``, run with uvicorn), an argv list in which ``{port}``
+    and ``{host}`` are filled in, or a callable ``port -> argv``::
+
+        url = live_server(lambda port: ["cryocurate", "serve", str(root), "--port", str(port)])
+        url = live_server("myapp.web:app")
+        url = live_server([sys.executable, "-m", "http.server", "{port}", "-b", "{host}"])
+
+    The returned URL is a ``str`` (``"http://127.0.0.1:PORT"``) with extras: ``.port``,
+    ``.process``, ``.output()``, ``.stop()`` and ``.restart()`` (same port), for tests that take
+    the server down and bring it back.
+``screenshot_dir``
+    ``<repo>/screenshots`` (created), where browser tests save page screenshots for people to
+    look at.
+
+A missing PostgreSQL server or Chromium skips the tests that need it, with the reason, when
+run locally; when the ``CI`` environment variable is set it is an error instead, so CI can never
+silently skip them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # we run as root in CI
+    "--disable-gpu",
+    # The network is closed here: stop Chromium from calling Google's hosts.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _unavailable(reason: str) -> None:
+    """Skip locally; fail under CI, where every test must really run."""
+    if _in_ci():
+        pytest.fail(f"{reason} (CI is set, so this is an error, not a skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Databases
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """SQLAlchemy URL of a PostgreSQL server's admin database (from the environment)."""
+    url = os.environ.get("CRYOCURATE_TEST_POSTGRES_URL", "").strip()
+    if not url:
+        _unavailable(
+            "CRYOCURATE_TEST_POSTGRES_URL is not set (an admin URL like "
+            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres; `bash .ci/run` starts a "
+            "throwaway server and sets it)"
+        )
+    return url
+
+
+def _libpq_url(sqlalchemy_url: Any) -> str:
+    return sqlalchemy_url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A SQLAlchemy URL of an empty database, once for SQLite and once for PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/catalog.sqlite"
+        return
+
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(request.getfixturevalue("postgres_admin_url"))
+    name = f"cryocurate_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(_libpq_url(admin), autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_libpq_url(admin), autocommit=True, connect_timeout=10) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+# ----------------------------------------------------------------------------------------------
+# Browser
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Path of Debian's Chromium binary."""
+    path = os.environ.get("CRYOCURATE_TEST_CHROMIUM", "").strip() or shutil.which("chromium")
+    if not path or not os.access(path, os.X_OK):
+        _unavailable(
+            f"Chromium not found (CRYOCURATE_TEST_CHROMIUM={path or 'unset'}; "
+            "install Debian's `chromium` package, as `bash .ci/run` does)"
+        )
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Any]:
+    """A headless Playwright (sync API) ``Browser`` running Debian's Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    try:
+        browser = pw.chromium.launch(
+            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        pw.stop()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context and page (viewport 1280x900), closed after the test."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    """``<repo>/screenshots``: page screenshots for people to look at."""
+    path = REPO_ROOT / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Live servers
+
+ServerSpec = str | Sequence[str] | Callable[[int], Sequence[str]]
+
+
+def _argv_for(spec: ServerSpec, host: str, port: int) -> list[str]:
+    if isinstance(spec, str):  # an ASGI app import string, "package.module:app"
+        return [
+            sys.executable, "-m", "uvicorn", spec,
+            "--host", host, "--port", str(port), "--no-access-log",
+        ]  # fmt: skip
+    if callable(spec):
+        return [str(a) for a in spec(port)]
+    return [str(a).format(port=port, host=host) for a in spec]
+
+
+class LiveServer(str):
+    """The base URL of a server running in a subprocess, plus control over that subprocess."""
+
+    process: subprocess.Popen[bytes] | None
+    port: int
+    host: str
+
+    def __new__(
+        cls, host: str, port: int, argv: list[str], env: dict[str, str], cwd: Path | None,
+        log_path: Path, timeout: float,
+    ) -> LiveServer:  # fmt: skip
+        self = super().__new__(cls, f"http://{host}:{port}")
+        self.host, self.port, self.argv, self.env, self.cwd = host, port, argv, env, cwd
+        self.log_path, self.timeout = log_path, timeout
+        self.process = None
+        return self
+
+    @property
+    def url(self) -> str:
+        return str(self)
+
+    def output(self) -> str:
+        """Everything the server printed (stdout and stderr) so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if self.process.poll() is not None:
+                raise ServerExited(self.process.returncode, self.output())
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(
+                    f"server {self.argv} did not accept connections on {self} within "
+                    f"{self.timeout:.0f} s; its output:\n{self.output()}",
+                    pytrace=False,
+                )
+            time.sleep(0.05)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM the server's process group, then SIGKILL it after ``grace`` seconds."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=wait)
+                break
+        # Children that ignored SIGTERM may outlive the leader; make sure none is left.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Stop the server and start it again with the same command on the same port."""
+        self.stop()
+        self.start()
+
+
+class ServerExited(RuntimeError):
+    def __init__(self, returncode: int, output: str) -> None:
+        super().__init__(f"exit code {returncode}")
+        self.returncode, self.output = returncode, output
+
+
+class LiveServerFactory:
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.servers: list[LiveServer] = []
+
+    def __call__(
+        self,
+        spec: ServerSpec,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | Path | None = None,
+        host: str = "127.0.0.1",
+        timeout: float = 20.0,
+    ) -> LiveServer:
+        """Start a server; return its base URL once its port accepts connections."""
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        for attempt in range(3):
+            port = free_port(host)
+            argv = _argv_for(spec, host, port)
+            log_path = self.log_dir / f"server-{len(self.servers)}-{port}.log"
+            server = LiveServer(
+                host, port, argv, full_env, Path(cwd) if cwd else None, log_path, timeout
+            )
+            self.servers.append(server)
+            try:
+                server.start()
+                return server
+            except ServerExited as exc:
+                # Another process may have taken the port between our check and the bind.
+                if "address already in use" in exc.output.lower() and attempt < 2:
+                    continue
+                pytest.fail(
+                    f"server {argv} exited with code {exc.returncode} before accepting "
+                    f"connections on {server}; its output:\n{exc.output}",
+                    pytrace=False,
+                )
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        for server in reversed(self.servers):
+            server.stop()
+
+
+@pytest.fixture
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServerFactory]:
+    """Start servers for one test: ``url = live_server(spec)``; stopped after the test."""
+    factory = LiveServerFactory(tmp_path_factory.mktemp("live_server"))
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="module")
+def live_server_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServerFactory]:
+    """Like ``live_server``, but its servers live until the end of the test module."""
+    factory = LiveServerFactory(tmp_path_factory.mktemp("live_server"))
+    try:
+        yield factory
+    finally:
+        factory.close()
