@@ -35,6 +35,10 @@ def test_dataset_ids_start_at_10000(tmp_path, database_url):
         assert '"taxonomy_id": 9606' in meta
 
 
+def test_the_schema_constant_names_the_newest_migration():
+    assert db.head_revision() == db.SCHEMA_REVISION
+
+
 def test_sqlite_is_in_wal_mode(tmp_path):
     with Portal.create(tmp_path / "root") as p, p.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

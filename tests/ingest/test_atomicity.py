@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from cryocurate.catalog.models import Class2DJob
 from cryocurate.ingest.datasets import DatasetChoice
+from cryocurate.ingest.discover import find_job
 from cryocurate.ingest.extract import Extraction, recover, stage_job
 from cryocurate.store import layout, tree
 from cryocurate.synth import synth_cryosparc
@@ -103,7 +104,7 @@ def test_interrupted_extraction_keeps_the_previous_run(sqlite_portal, changed_jo
 
 def _stage(portal, job_dir: Path) -> Path:
     staging = tree.new_staging_dir(layout.staging_root(portal.data_dir), "test")
-    result = stage_job(str(job_dir), str(staging), None)
+    result = stage_job(find_job(job_dir), str(staging), None)
     assert result.status == "staged", result.message
     return staging / layout.CLASS_AVERAGES
 

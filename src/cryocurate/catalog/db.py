@@ -11,18 +11,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cryocurate.errors import PortalError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported inside the functions that migrate: opening a portal only needs to read
+# the revision, and every CLI command pays for its imports at start-up.
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest revision in migrations/versions (a test keeps the two in step). Knowing it here
+# lets every command check a catalog without importing Alembic, which costs start-up time.
+SCHEMA_REVISION = "0001"
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -69,6 +75,8 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -77,6 +85,8 @@ def _alembic_config(engine: Engine) -> Config:
 
 def head_revision() -> str:
     """The newest schema revision this version of cryocurate knows."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config(sa.create_engine("sqlite://")))
     head = script.get_current_head()
     assert head is not None
@@ -84,15 +94,20 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The catalog's schema revision, or None for a database without our schema."""
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     except sa.exc.OperationalError as err:
         raise PortalError(f"cannot open the catalog database: {err.orig}") from err
 
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest revision (creating it on an empty database)."""
+    from alembic import command
+
     try:
         command.upgrade(_alembic_config(engine), "head")
     except sa.exc.OperationalError as err:
@@ -101,7 +116,7 @@ def upgrade(engine: Engine) -> None:
 
 def check_revision(engine: Engine) -> None:
     """Refuse a catalog older or newer than this cryocurate, with what to do about it."""
-    current, head = current_revision(engine), head_revision()
+    current, head = current_revision(engine), SCHEMA_REVISION
     if current == head:
         return
     if current is None:
@@ -109,6 +124,8 @@ def check_revision(engine: Engine) -> None:
             "the catalog database has no cryocurate schema",
             hint="run `cryocurate init ROOT` to make a portal root",
         )
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config(engine))
     if script.get_revision(current) is None:
         raise PortalError(

@@ -2,9 +2,8 @@
 
 Each command is a few lines over :mod:`cryocurate.synth`: parse the options, run the writer
 with a progress bar over its particle rows (on stderr), print one summary line (on stdout).
-Bad options raise :class:`~cryocurate.errors.InputError` in the library; the commands turn
-any :class:`~cryocurate.errors.CryocurateError` into one ``Error: …`` line and its exit
-status, so they behave the same when run alone (tests) or under the main CLI.
+Bad options raise :class:`~cryocurate.errors.InputError` in the library, which the main
+command renders as one ``Error: …`` line with exit status 2.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cryocurate.cli import console
-from cryocurate.errors import CryocurateError
 from cryocurate.synth import cryosparc as cs_synth
 from cryocurate.synth import project as project_synth
 from cryocurate.synth import relion as relion_synth
@@ -60,11 +58,6 @@ def _run(label: str, total: int, write: Callable[[Callable[[int], None]], Path])
     return time.perf_counter() - start
 
 
-def _fail(error: CryocurateError) -> typer.Exit:
-    console.err.print(f"Error: {error}", markup=False)
-    return typer.Exit(error.exit_code)
-
-
 @app.command()
 def cryosparc(
     out: Path = typer.Argument(..., help="The job folder to write (made if missing)."),
@@ -86,36 +79,33 @@ def cryosparc(
 
     Example: cryocurate synth cryosparc ./P1/J12 --classes 50 --particles 20000 --seed 1
     """
-    try:
-        check_options(
+    check_options(
+        n_classes=classes,
+        box=box,
+        pixel_size=pixel_size,
+        n_particles=particles,
+        iterations=iterations,
+    )
+    total = cs_synth.total_rows(particles, iterations)
+    seconds = _run(
+        "particles",
+        total,
+        lambda progress: cs_synth.synth_cryosparc(
+            out,
             n_classes=classes,
             box=box,
             pixel_size=pixel_size,
             n_particles=particles,
+            seed=seed,
+            density=density,
             iterations=iterations,
-        )
-        total = cs_synth.total_rows(particles, iterations)
-        seconds = _run(
-            "particles",
-            total,
-            lambda progress: cs_synth.synth_cryosparc(
-                out,
-                n_classes=classes,
-                box=box,
-                pixel_size=pixel_size,
-                n_particles=particles,
-                seed=seed,
-                density=density,
-                iterations=iterations,
-                project_uid=project_uid,
-                job_uid=job_uid,
-                cs_format=cs_format,
-                legacy_names=legacy_names,
-                progress=progress,
-            ),
-        )
-    except CryocurateError as error:
-        raise _fail(error) from error
+            project_uid=project_uid,
+            job_uid=job_uid,
+            cs_format=cs_format,
+            legacy_names=legacy_names,
+            progress=progress,
+        ),
+    )
     final = iteration_numbers(iterations, cs_synth.FINAL_ITERATION)[-1]
     console.out.print(
         f"Wrote cryoSPARC job {job_uid} to {out}: {classes} classes, {particles:,} particles, "
@@ -145,34 +135,31 @@ def relion(
 
     Example: cryocurate synth relion ./Class2D/job006 --relion-version 3.1 --classes 50
     """
-    try:
-        check_options(
+    check_options(
+        n_classes=classes,
+        box=box,
+        pixel_size=pixel_size,
+        n_particles=particles,
+        iterations=iterations,
+    )
+    numbers = relion_synth.iterations_for(iterations, relion_version, continued=continued)
+    seconds = _run(
+        "particles",
+        particles * len(numbers),
+        lambda progress: relion_synth.synth_relion(
+            out,
             n_classes=classes,
             box=box,
             pixel_size=pixel_size,
             n_particles=particles,
+            seed=seed,
+            density=density,
             iterations=iterations,
-        )
-        numbers = relion_synth.iterations_for(iterations, relion_version, continued=continued)
-        seconds = _run(
-            "particles",
-            particles * len(numbers),
-            lambda progress: relion_synth.synth_relion(
-                out,
-                n_classes=classes,
-                box=box,
-                pixel_size=pixel_size,
-                n_particles=particles,
-                seed=seed,
-                density=density,
-                iterations=iterations,
-                relion_version=relion_version,
-                continued=continued,
-                progress=progress,
-            ),
-        )
-    except CryocurateError as error:
-        raise _fail(error) from error
+            relion_version=relion_version,
+            continued=continued,
+            progress=progress,
+        ),
+    )
     console.out.print(
         f"Wrote RELION {relion_version} Class2D job to {out}: {classes} classes, "
         f"{particles:,} particles, final iteration {numbers[-1]:03d} ({seconds:.1f} s).",
@@ -196,33 +183,30 @@ def project(
 
     Example: cryocurate synth project ./CS-demo --jobs 5 --classes 50 --particles 20000
     """
-    try:
-        check_options(
+    check_options(
+        n_classes=classes,
+        box=box,
+        pixel_size=pixel_size,
+        n_particles=particles,
+        iterations=iterations,
+    )
+    total = project_synth.project_total_rows(max(jobs, 0), particles, classes, iterations)
+    seconds = _run(
+        "particles",
+        total,
+        lambda progress: project_synth.synth_cryosparc_project(
+            out,
+            n_class2d_jobs=jobs,
+            seed=seed,
             n_classes=classes,
             box=box,
             pixel_size=pixel_size,
             n_particles=particles,
             iterations=iterations,
-        )
-        total = project_synth.project_total_rows(max(jobs, 0), particles, classes, iterations)
-        seconds = _run(
-            "particles",
-            total,
-            lambda progress: project_synth.synth_cryosparc_project(
-                out,
-                n_class2d_jobs=jobs,
-                seed=seed,
-                n_classes=classes,
-                box=box,
-                pixel_size=pixel_size,
-                n_particles=particles,
-                iterations=iterations,
-                density=density,
-                progress=progress,
-            ),
-        )
-    except CryocurateError as error:
-        raise _fail(error) from error
+            density=density,
+            progress=progress,
+        ),
+    )
     n_jobs = len(project_synth.project_layout(jobs))
     console.out.print(
         f"Wrote cryoSPARC project to {out}: {n_jobs} jobs, {jobs} of them 2D classification "

@@ -26,12 +26,14 @@ def to_uint8(
 
     A flat image (no contrast between the percentiles) becomes mid-grey rather than noise.
     """
-    arr = np.asarray(image, dtype=np.float64)
-    lo, hi = np.percentile(arr, [low, high])
+    arr = np.asarray(image, dtype=np.float32)  # 8-bit output needs no more precision
+    lo, hi = (float(v) for v in np.percentile(arr, [low, high]))
     if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
         return np.full(arr.shape, 128, dtype=np.uint8)
-    scaled = (arr - lo) * (255.0 / (hi - lo))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    scaled = (arr - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, 255, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def write_png(path: str | os.PathLike[str], pixels: np.ndarray, *, durable: bool = True) -> None:

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import starfile
 
 from cryocurate.errors import FormatError, MissingFileError
 
@@ -43,6 +41,8 @@ def read_blocks(
     Block names lose their ``data_`` prefix (``model_general``); columns lose the leading
     underscore (``rlnPixelSize``). ``strings`` names columns to keep as text.
     """
+    import starfile  # pandas underneath: imported only when a STAR file is read
+
     path = Path(path)
     _check_readable(path)
     try:
@@ -120,6 +120,8 @@ def read_loop_columns(
     Only the loop's body is tokenized, ``chunk_rows`` rows at a time; rows of a later block,
     if any, end the loop. Values are parsed as numbers.
     """
+    import pandas as pd  # only when a STAR file is read: it costs a quarter second to import
+
     path = Path(path)
     header = find_loop(path, blocks)
     missing = [c for c in columns if c not in header.columns]

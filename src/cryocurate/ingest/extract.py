@@ -38,7 +38,7 @@ from sqlalchemy import select
 
 from cryocurate import __version__, atomic
 from cryocurate.catalog.models import Class2DJob, ClassAverage, Dataset, Run, RunKind
-from cryocurate.errors import CryocurateError
+from cryocurate.errors import ConflictError, CryocurateError
 from cryocurate.formats.mrc import write_stack
 from cryocurate.formats.png import to_uint8, write_png
 from cryocurate.ingest.cryosparc import read_cryosparc_job
@@ -181,17 +181,16 @@ def _sync_tree(folder: Path) -> None:
         atomic.fsync_dir(Path(dirpath))
 
 
-def stage_job(job_dir: str, staging: str, known_fingerprint: str | None) -> Staged:
+def stage_job(files: JobFiles, staging: str, known_fingerprint: str | None) -> Staged:
     """Read one job and build its ``ClassAverages`` folder in ``staging`` (worker entry point).
 
     Never raises for bad input: the problem comes back as ``status="error"`` with the one
     line to show. ``staging`` is left empty unless the status is ``staged``.
     """
     started = time.perf_counter()
-    result = Staged(job_dir=Path(job_dir))
+    job_dir = files.job_dir
+    result = Staged(job_dir=job_dir, files=files)
     try:
-        files = find_job(job_dir)
-        result.files = files
         hasher = _Hasher(files.inputs)
         hasher.start()
         try:
@@ -427,6 +426,12 @@ class Extraction:
                     created.append(dataset_dir)
                     write_dataset_metadata(self.portal, dataset)
                 run = _find_run(session, dataset.id, files)
+                if run is None and staged.status == "unchanged":
+                    raise ConflictError(
+                        "its run was removed while it was being extracted",
+                        where=files.job_dir,
+                        hint="run the extraction again",
+                    )
                 if run is not None and staged.status == "unchanged":
                     assert run.class2d_job is not None
                     run.class2d_job.input_files = staged.input_files  # new mtimes, same bytes
@@ -486,7 +491,7 @@ class Extraction:
         """Extract every job; returns one outcome per job, in the order they finished."""
         recover(self.portal)
         self._resolve_dataset()
-        pending: list[tuple[Path, str | None]] = []
+        pending: list[tuple[JobFiles, str | None]] = []
         for job_dir in job_dirs:
             try:
                 files = find_job(job_dir)
@@ -495,7 +500,7 @@ class Extraction:
                 self._error(job_dir, str(err))
                 continue
             if not unchanged:
-                pending.append((files.job_dir, known))
+                pending.append((files, known))
         if pending:
             self._extract(pending)
         return self.outcomes
@@ -517,20 +522,20 @@ class Extraction:
         finally:
             tree.discard(staging)
 
-    def _extract(self, pending: list[tuple[Path, str | None]]) -> None:
+    def _extract(self, pending: list[tuple[JobFiles, str | None]]) -> None:
         try:
             if self.workers == 1 or len(pending) == 1:
-                for job_dir, known in pending:
-                    staging = self._new_staging(job_dir)
-                    self._finish(stage_job(str(job_dir), str(staging), known), staging)
+                for files, known in pending:
+                    staging = self._new_staging(files.job_dir)
+                    self._finish(stage_job(files, str(staging), known), staging)
                 return
             context = multiprocessing.get_context("forkserver")
             with cf.ProcessPoolExecutor(min(self.workers, len(pending)), context) as pool:
                 futures = {}
-                for job_dir, known in pending:
-                    staging = self._new_staging(job_dir)
-                    future = pool.submit(stage_job, str(job_dir), str(staging), known)
-                    futures[future] = (job_dir, staging)
+                for files, known in pending:
+                    staging = self._new_staging(files.job_dir)
+                    future = pool.submit(stage_job, files, str(staging), known)
+                    futures[future] = (files.job_dir, staging)
                 try:
                     for future in cf.as_completed(futures):
                         job_dir, staging = futures[future]

@@ -11,15 +11,18 @@ we store that as unknown, like cryoSPARC's ``inf``.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from cryocurate.errors import FormatError, InconsistentJobError
 from cryocurate.formats.mrc import read_stack
 from cryocurate.formats.star import read_blocks, read_loop_columns
 from cryocurate.ingest.discover import JobFiles
 from cryocurate.ingest.records import ClassTable, JobRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RELION_NO_RESOLUTION = 999.0
 _REFERENCE = re.compile(r"^\s*(\d+)@")
@@ -75,6 +78,8 @@ def _class_indices(files: JobFiles, classes: pd.DataFrame, n_images: int) -> np.
 
 
 def _column(classes: pd.DataFrame, idx: np.ndarray, name: str, n: int) -> np.ndarray:
+    import pandas as pd
+
     out = np.full(n, np.nan)
     if name in classes:
         out[idx] = pd.to_numeric(classes[name], errors="coerce").to_numpy(dtype=np.float64)
@@ -90,7 +95,7 @@ def read_relion_job(files: JobFiles) -> JobRecord:
     general = _general(files, blocks)
     pixel_size = _pixel_size(files, general)
     classes = blocks.get("model_classes")
-    if not isinstance(classes, pd.DataFrame):
+    if not hasattr(classes, "columns"):  # a loop comes back as a DataFrame
         raise FormatError("has no data_model_classes loop", where=files.classes)
     n_declared = general.get("rlnNrClasses")
     if n_declared is not None and int(n_declared) != len(classes):
