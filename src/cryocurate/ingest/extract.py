@@ -529,6 +529,7 @@ class Extraction:
                     staging = self._new_staging(files.job_dir)
                     self._finish(stage_job(files, str(staging), known), staging)
                 return
+            # forkserver: workers start from a clean process (no threads, no open connections)
             context = multiprocessing.get_context("forkserver")
             with cf.ProcessPoolExecutor(min(self.workers, len(pending)), context) as pool:
                 futures = {}
