@@ -54,5 +54,8 @@ def test_demo_serves_its_page(demo_dir, live_server, page, screenshot_dir):
     page.get_by_role(
         "heading", name="Synthetic complex, cryoSPARC 2D classification (demo)"
     ).wait_for()
-    page.wait_for_function("() => [...document.images].every(i => i.complete)")
+    # the first gallery row is in view (the rest load lazily as one scrolls)
+    page.wait_for_function(
+        "() => [...document.images].slice(0, 6).every(i => i.complete && i.naturalWidth > 0)"
+    )
     page.screenshot(path=screenshot_dir / "demo.png", full_page=False)

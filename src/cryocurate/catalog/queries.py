@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -41,6 +42,11 @@ class DatasetSummary:
         return sum(r.n_particles for r in self.runs)
 
 
+def natural_key(name: str) -> list[int | str]:
+    """Sort key that puts J2 before J10, as people count jobs."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
 def dataset_summaries(session: Session) -> list[DatasetSummary]:
     """Every dataset with its runs and their class and particle counts, in id order."""
     counts = (
@@ -69,6 +75,8 @@ def dataset_summaries(session: Session) -> list[DatasetSummary]:
                 box_size=job.box_size if job else None,
             )
         )
+    for listed in runs.values():
+        listed.sort(key=lambda r: natural_key(r.name))
     return [
         DatasetSummary(
             id=d.id,
