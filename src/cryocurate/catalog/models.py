@@ -3,8 +3,12 @@
 ::
 
     Deposition ── Dataset ── Run ─┬─ Class2DJob ── ClassAverage × K     (kind "class2d")
-                     │            └─ (tilt series, voxel spacings, tomograms, annotations:
-                     └─ DatasetAuthor                  later revisions, same shape)
+                     │            ├─ TiltSeries                        (kind "tomography")
+                     │            ├─ TomogramVoxelSpacing ── Tomogram
+                     │            ├─ Annotation ── AnnotationShape ── AnnotationFile
+                     │            └─ IdentifiedObject
+                     ├─ DatasetAuthor, DatasetFunding
+    (Deposition, Tomogram and Annotation authors have the same shape as DatasetAuthor)
 
 Field names follow the portal's schema (``organism_name``, ``sample_type``,
 ``related_database_entries``…) so its users recognise them; units are in the names
@@ -22,6 +26,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -94,7 +99,16 @@ class Deposition(Base):
     release_date: Mapped[dt.date | None]
     last_modified_date: Mapped[dt.date | None]
 
+    deposition_types: Mapped[str | None] = mapped_column(String(100))  # comma-separated
+    key_photo_url: Mapped[str | None] = mapped_column(Text)
+    key_photo_thumbnail_url: Mapped[str | None] = mapped_column(Text)
+
     datasets: Mapped[list[Dataset]] = relationship(back_populates="deposition")
+    authors: Mapped[list[DepositionAuthor]] = relationship(
+        back_populates="deposition",
+        order_by="DepositionAuthor.author_list_order",
+        cascade="all, delete-orphan",
+    )
 
 
 class Dataset(Base):
@@ -129,27 +143,65 @@ class Dataset(Base):
         order_by="DatasetAuthor.author_list_order",
         cascade="all, delete-orphan",
     )
+    funding_sources: Mapped[list[DatasetFunding]] = relationship(
+        back_populates="dataset", cascade="all, delete-orphan"
+    )
     runs: Mapped[list[Run]] = relationship(back_populates="dataset", order_by="Run.name")
 
 
-class DatasetAuthor(Base):
-    """An author of a dataset, shaped like the portal's author records."""
+class AuthorFields:
+    """An author, shaped like the portal's author records (datasets, depositions, tomograms,
+    annotations all use these fields)."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    orcid: Mapped[str | None] = mapped_column(String(40))
+    affiliation_name: Mapped[str | None] = mapped_column(String(300))
+    affiliation_address: Mapped[str | None] = mapped_column(Text)
+    affiliation_identifier: Mapped[str | None] = mapped_column(String(100))
+    corresponding_author_status: Mapped[bool] = mapped_column(default=False)
+    primary_author_status: Mapped[bool] = mapped_column(default=False)
+    author_list_order: Mapped[int] = mapped_column(default=0)
+
+
+class DatasetAuthor(AuthorFields, Base):
+    """An author of a dataset."""
 
     __tablename__ = "dataset_authors"
+
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+
+    dataset: Mapped[Dataset] = relationship(back_populates="authors")
+
+
+class DatasetFunding(Base):
+    """A grant that paid for a dataset."""
+
+    __tablename__ = "dataset_funding"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dataset_id: Mapped[int] = mapped_column(
         ForeignKey("datasets.id", ondelete="CASCADE"), index=True
     )
-    name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320))
-    orcid: Mapped[str | None] = mapped_column(String(40))
-    affiliation_name: Mapped[str | None] = mapped_column(String(300))
-    corresponding_author_status: Mapped[bool] = mapped_column(default=False)
-    primary_author_status: Mapped[bool] = mapped_column(default=False)
-    author_list_order: Mapped[int] = mapped_column(default=0)
+    funding_agency_name: Mapped[str | None] = mapped_column(String(300))
+    grant_id: Mapped[str | None] = mapped_column(String(100))
 
-    dataset: Mapped[Dataset] = relationship(back_populates="authors")
+    dataset: Mapped[Dataset] = relationship(back_populates="funding_sources")
+
+
+class DepositionAuthor(AuthorFields, Base):
+    """An author of a deposition."""
+
+    __tablename__ = "deposition_authors"
+
+    deposition_id: Mapped[int] = mapped_column(
+        ForeignKey("depositions.id", ondelete="CASCADE"), index=True
+    )
+
+    deposition: Mapped[Deposition] = relationship(back_populates="authors")
 
 
 class Run(Base):
@@ -171,6 +223,23 @@ class Run(Base):
     )
     class_averages: Mapped[list[ClassAverage]] = relationship(
         back_populates="run", order_by="ClassAverage.class_index", cascade="all, delete-orphan"
+    )
+    tiltseries: Mapped[list[TiltSeries]] = relationship(
+        back_populates="run", cascade="all, delete-orphan"
+    )
+    tomogram_voxel_spacings: Mapped[list[TomogramVoxelSpacing]] = relationship(
+        back_populates="run",
+        order_by="TomogramVoxelSpacing.voxel_spacing",
+        cascade="all, delete-orphan",
+    )
+    tomograms: Mapped[list[Tomogram]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", viewonly=False
+    )
+    annotations: Mapped[list[Annotation]] = relationship(
+        back_populates="run", order_by="Annotation.id", cascade="all, delete-orphan"
+    )
+    identified_objects: Mapped[list[IdentifiedObject]] = relationship(
+        back_populates="run", cascade="all, delete-orphan"
     )
 
 
@@ -222,3 +291,327 @@ class ClassAverage(Base):
     dmode_mass: Mapped[float | None] = mapped_column(Float)
 
     run: Mapped[Run] = relationship(back_populates="class_averages")
+
+
+class TiltSeriesMicroscopeManufacturer(enum.StrEnum):
+    """The portal's ``tiltseries_microscope_manufacturer_enum``."""
+
+    FEI = "FEI"
+    TFS = "TFS"
+    JEOL = "JEOL"
+    SIMULATED = "SIMULATED"
+
+
+TILT_SERIES_QUALITY = {
+    5: "Excellent: full tilt series, suitable for publication figures",
+    4: "Good: usable for subtomogram averaging and segmentation",
+    3: "Medium: minor parts of the tilt series had to be discarded",
+    2: "Marginal: major parts discarded; heavy manual work to align",
+    1: "Low: not alignable; a test case only",
+}
+"""The seed's tilt-series quality scale (author-assigned, relative within a dataset)."""
+
+
+class TiltSeries(Base):
+    """The tilt series of a tomography run, with its acquisition metadata and quality 1–5."""
+
+    __tablename__ = "tiltseries"
+    __table_args__ = (
+        CheckConstraint(
+            "tilt_series_quality IS NULL OR tilt_series_quality BETWEEN 1 AND 5",
+            name="quality_1_to_5",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    deposition_id: Mapped[int | None] = mapped_column(ForeignKey("depositions.id"))
+    mrc_file: Mapped[str | None] = mapped_column(Text)  # relative to the data tree
+    omezarr_dir: Mapped[str | None] = mapped_column(Text)
+    angle_list: Mapped[str | None] = mapped_column(Text)  # the .rawtlt file
+    file_size_mrc: Mapped[int | None] = mapped_column(BigInteger)
+    acceleration_voltage: Mapped[float | None] = mapped_column(Float)  # volts
+    spherical_aberration_constant: Mapped[float | None] = mapped_column(Float)  # mm
+    microscope_manufacturer: Mapped[TiltSeriesMicroscopeManufacturer | None] = mapped_column(
+        SAEnum(TiltSeriesMicroscopeManufacturer, native_enum=False, length=16)
+    )
+    microscope_model: Mapped[str | None] = mapped_column(String(100))
+    microscope_energy_filter: Mapped[str | None] = mapped_column(String(100))
+    microscope_phase_plate: Mapped[str | None] = mapped_column(String(100))
+    microscope_image_corrector: Mapped[str | None] = mapped_column(String(100))
+    microscope_additional_info: Mapped[str | None] = mapped_column(Text)
+    camera_manufacturer: Mapped[str | None] = mapped_column(String(100))
+    camera_model: Mapped[str | None] = mapped_column(String(100))
+    tilt_min: Mapped[float | None] = mapped_column(Float)
+    tilt_max: Mapped[float | None] = mapped_column(Float)
+    tilt_range: Mapped[float | None] = mapped_column(Float)
+    tilt_step: Mapped[float | None] = mapped_column(Float)
+    tilting_scheme: Mapped[str | None] = mapped_column(String(100))
+    tilt_axis: Mapped[float | None] = mapped_column(Float)
+    total_flux: Mapped[float | None] = mapped_column(Float)  # e⁻/Å²
+    data_acquisition_software: Mapped[str | None] = mapped_column(String(100))
+    related_empiar_entry: Mapped[str | None] = mapped_column(String(40))
+    binning_from_frames: Mapped[float | None] = mapped_column(Float)
+    tilt_series_quality: Mapped[int | None]
+    is_aligned: Mapped[bool] = mapped_column(default=False)
+    pixel_spacing: Mapped[float | None] = mapped_column(Float)  # Å
+    aligned_tiltseries_binning: Mapped[float | None] = mapped_column(Float)
+    size_x: Mapped[int | None]
+    size_y: Mapped[int | None]
+    size_z: Mapped[int | None]
+
+    run: Mapped[Run] = relationship(back_populates="tiltseries")
+
+
+class TomogramVoxelSpacing(Base):
+    """One voxel spacing of a run's tomograms; annotations are in its voxel coordinates."""
+
+    __tablename__ = "tomogram_voxel_spacings"
+    __table_args__ = (UniqueConstraint("run_id", "voxel_spacing"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    voxel_spacing: Mapped[float] = mapped_column(Float)  # Å
+
+    run: Mapped[Run] = relationship(back_populates="tomogram_voxel_spacings")
+    tomograms: Mapped[list[Tomogram]] = relationship(
+        back_populates="tomogram_voxel_spacing", cascade="all, delete-orphan"
+    )
+    annotation_files: Mapped[list[AnnotationFile]] = relationship(
+        back_populates="tomogram_voxel_spacing"
+    )
+
+
+class FiducialAlignmentStatus(enum.StrEnum):
+    FIDUCIAL = "FIDUCIAL"
+    NON_FIDUCIAL = "NON_FIDUCIAL"
+
+
+class TomogramReconstructionMethod(enum.StrEnum):
+    SART = "SART"
+    Fourier_Space = "Fourier_Space"
+    SIRT = "SIRT"
+    WBP = "WBP"
+    Unknown = "Unknown"
+
+
+class TomogramProcessing(enum.StrEnum):
+    denoised = "denoised"
+    filtered = "filtered"
+    raw = "raw"
+    filtered_even = "filtered_even"
+    filtered_odd = "filtered_odd"
+
+
+class Tomogram(Base):
+    """A reconstructed volume: an MRC, its OME-Zarr pyramid and key photos."""
+
+    __tablename__ = "tomograms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    tomogram_voxel_spacing_id: Mapped[int] = mapped_column(
+        ForeignKey("tomogram_voxel_spacings.id", ondelete="CASCADE"), index=True
+    )
+    deposition_id: Mapped[int | None] = mapped_column(ForeignKey("depositions.id"))
+    size_x: Mapped[int]
+    size_y: Mapped[int]
+    size_z: Mapped[int]
+    voxel_spacing: Mapped[float] = mapped_column(Float)
+    fiducial_alignment_status: Mapped[FiducialAlignmentStatus | None] = mapped_column(
+        SAEnum(FiducialAlignmentStatus, native_enum=False, length=16)
+    )
+    reconstruction_method: Mapped[TomogramReconstructionMethod | None] = mapped_column(
+        SAEnum(TomogramReconstructionMethod, native_enum=False, length=16)
+    )
+    reconstruction_software: Mapped[str | None] = mapped_column(String(100))
+    processing: Mapped[TomogramProcessing] = mapped_column(
+        SAEnum(TomogramProcessing, native_enum=False, length=16), default=TomogramProcessing.raw
+    )
+    processing_software: Mapped[str | None] = mapped_column(String(100))
+    tomogram_version: Mapped[float | None] = mapped_column(Float)
+    is_portal_standard: Mapped[bool] = mapped_column(default=False)
+    is_author_submitted: Mapped[bool] = mapped_column(default=True)
+    is_visualization_default: Mapped[bool] = mapped_column(default=True)
+    ctf_corrected: Mapped[bool | None]
+    offset_x: Mapped[int] = mapped_column(default=0)
+    offset_y: Mapped[int] = mapped_column(default=0)
+    offset_z: Mapped[int] = mapped_column(default=0)
+    scale_0_dimensions: Mapped[str | None] = mapped_column(String(60))  # "x,y,z"
+    scale_1_dimensions: Mapped[str | None] = mapped_column(String(60))
+    scale_2_dimensions: Mapped[str | None] = mapped_column(String(60))
+    mrc_file: Mapped[str | None] = mapped_column(Text)  # relative to the data tree
+    omezarr_dir: Mapped[str | None] = mapped_column(Text)
+    file_size_mrc: Mapped[int | None] = mapped_column(BigInteger)
+    file_size_omezarr: Mapped[int | None] = mapped_column(BigInteger)
+    key_photo_url: Mapped[str | None] = mapped_column(Text)
+    key_photo_thumbnail_url: Mapped[str | None] = mapped_column(Text)
+    neuroglancer_config: Mapped[str | None] = mapped_column(Text)
+
+    run: Mapped[Run] = relationship(back_populates="tomograms")
+    tomogram_voxel_spacing: Mapped[TomogramVoxelSpacing] = relationship(back_populates="tomograms")
+    authors: Mapped[list[TomogramAuthor]] = relationship(
+        back_populates="tomogram",
+        order_by="TomogramAuthor.author_list_order",
+        cascade="all, delete-orphan",
+    )
+
+
+class TomogramAuthor(AuthorFields, Base):
+    __tablename__ = "tomogram_authors"
+
+    tomogram_id: Mapped[int] = mapped_column(
+        ForeignKey("tomograms.id", ondelete="CASCADE"), index=True
+    )
+
+    tomogram: Mapped[Tomogram] = relationship(back_populates="authors")
+
+
+class AnnotationMethodType(enum.StrEnum):
+    """The portal's ``annotation_method_type_enum``."""
+
+    manual = "manual"
+    automated = "automated"
+    hybrid = "hybrid"
+    simulated = "simulated"
+
+
+class AnnotationShapeType(enum.StrEnum):
+    """The portal's ``annotation_file_shape_type_enum``."""
+
+    SegmentationMask = "SegmentationMask"
+    OrientedPoint = "OrientedPoint"
+    Point = "Point"
+    InstanceSegmentation = "InstanceSegmentation"
+    InstanceSegmentationMask = "InstanceSegmentationMask"
+    Mesh = "Mesh"
+    GlobalCaption = "GlobalCaption"
+    AnnotationCaption = "AnnotationCaption"
+
+
+class AnnotationFileSource(enum.StrEnum):
+    dataset_author = "dataset_author"
+    community = "community"
+    portal_standard = "portal_standard"
+
+
+class Annotation(Base):
+    """Anything said about a run's data: picks, segmentations and, later, grades.
+
+    ``confidence_precision``/``confidence_recall`` are percentages (0–100) as on the portal.
+    Unlike the portal, cryocurate computes them itself against the run's ground truth of the
+    same object and records how: ``ground_truth_annotation_id`` and ``confidence_rule``.
+    """
+
+    __tablename__ = "annotations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    deposition_id: Mapped[int | None] = mapped_column(ForeignKey("depositions.id"))
+    metadata_path: Mapped[str | None] = mapped_column(Text)  # relative to the data tree
+    annotation_publication: Mapped[str | None] = mapped_column(Text)
+    annotation_method: Mapped[str] = mapped_column(Text)
+    annotation_software: Mapped[str | None] = mapped_column(String(200))
+    method_type: Mapped[AnnotationMethodType] = mapped_column(
+        SAEnum(AnnotationMethodType, native_enum=False, length=16)
+    )
+    ground_truth_status: Mapped[bool] = mapped_column(default=False)
+    is_curator_recommended: Mapped[bool] = mapped_column(default=False)
+    object_id: Mapped[str] = mapped_column(String(100), index=True)
+    object_name: Mapped[str] = mapped_column(String(200), index=True)
+    object_description: Mapped[str | None] = mapped_column(Text)
+    object_state: Mapped[str | None] = mapped_column(String(100))
+    object_count: Mapped[int | None]
+    confidence_precision: Mapped[float | None] = mapped_column(Float)
+    confidence_recall: Mapped[float | None] = mapped_column(Float)
+    ground_truth_used: Mapped[str | None] = mapped_column(Text)
+    ground_truth_annotation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("annotations.id", ondelete="SET NULL")
+    )
+    confidence_rule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    version: Mapped[str] = mapped_column(String(20), default="1.0")
+    deposition_date: Mapped[dt.date | None]
+    release_date: Mapped[dt.date | None]
+    last_modified_date: Mapped[dt.date | None]
+
+    run: Mapped[Run] = relationship(back_populates="annotations")
+    annotation_shapes: Mapped[list[AnnotationShape]] = relationship(
+        back_populates="annotation", cascade="all, delete-orphan"
+    )
+    authors: Mapped[list[AnnotationAuthor]] = relationship(
+        back_populates="annotation",
+        order_by="AnnotationAuthor.author_list_order",
+        cascade="all, delete-orphan",
+    )
+
+
+class AnnotationAuthor(AuthorFields, Base):
+    __tablename__ = "annotation_authors"
+
+    annotation_id: Mapped[int] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), index=True
+    )
+
+    annotation: Mapped[Annotation] = relationship(back_populates="authors")
+
+
+class AnnotationShape(Base):
+    """One shape of an annotation (its points, or its mask), with the files holding it."""
+
+    __tablename__ = "annotation_shapes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    annotation_id: Mapped[int] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), index=True
+    )
+    shape_type: Mapped[AnnotationShapeType] = mapped_column(
+        SAEnum(AnnotationShapeType, native_enum=False, length=32)
+    )
+
+    annotation: Mapped[Annotation] = relationship(back_populates="annotation_shapes")
+    annotation_files: Mapped[list[AnnotationFile]] = relationship(
+        back_populates="annotation_shape", cascade="all, delete-orphan"
+    )
+
+
+class AnnotationFile(Base):
+    """A file of an annotation shape, in the coordinates of one voxel spacing."""
+
+    __tablename__ = "annotation_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    annotation_shape_id: Mapped[int] = mapped_column(
+        ForeignKey("annotation_shapes.id", ondelete="CASCADE"), index=True
+    )
+    tomogram_voxel_spacing_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tomogram_voxel_spacings.id", ondelete="CASCADE"), index=True
+    )
+    format: Mapped[str] = mapped_column(String(16))  # ndjson, mrc, zarr
+    path: Mapped[str] = mapped_column(Text)  # relative to the data tree
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    is_visualization_default: Mapped[bool] = mapped_column(default=True)
+    source: Mapped[AnnotationFileSource] = mapped_column(
+        SAEnum(AnnotationFileSource, native_enum=False, length=24),
+        default=AnnotationFileSource.dataset_author,
+    )
+
+    annotation_shape: Mapped[AnnotationShape] = relationship(back_populates="annotation_files")
+    tomogram_voxel_spacing: Mapped[TomogramVoxelSpacing | None] = relationship(
+        back_populates="annotation_files"
+    )
+
+
+class IdentifiedObject(Base):
+    """An object noted as present in a run without an annotation file."""
+
+    __tablename__ = "identified_objects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    object_id: Mapped[str] = mapped_column(String(100))
+    object_name: Mapped[str] = mapped_column(String(200))
+    object_description: Mapped[str | None] = mapped_column(Text)
+    object_state: Mapped[str | None] = mapped_column(String(100))
+
+    run: Mapped[Run] = relationship(back_populates="identified_objects")
