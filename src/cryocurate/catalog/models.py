@@ -615,3 +615,19 @@ class IdentifiedObject(Base):
     object_state: Mapped[str | None] = mapped_column(String(100))
 
     run: Mapped[Run] = relationship(back_populates="identified_objects")
+
+
+class ObjectSetting(Base):
+    """Per-object settings for scoring point annotations against ground truth.
+
+    A predicted point matches a ground-truth point within ``match_distance_a``; when that is
+    not set, within half of ``radius_a`` (the rule of the CZII CryoET object-identification
+    challenge).
+    """
+
+    __tablename__ = "object_settings"
+
+    object_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    object_name: Mapped[str | None] = mapped_column(String(200))
+    radius_a: Mapped[float | None] = mapped_column(Float)
+    match_distance_a: Mapped[float | None] = mapped_column(Float)

@@ -22,6 +22,14 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "object_settings",
+        sa.Column("object_id", sa.String(length=100), nullable=False),
+        sa.Column("object_name", sa.String(length=200), nullable=True),
+        sa.Column("radius_a", sa.Float(), nullable=True),
+        sa.Column("match_distance_a", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("object_id", name=op.f("pk_object_settings")),
+    )
+    op.create_table(
         "deposition_authors",
         sa.Column("deposition_id", sa.Integer(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
@@ -467,6 +475,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("object_settings")
     with op.batch_alter_table("depositions", schema=None) as batch_op:
         batch_op.drop_column("key_photo_thumbnail_url")
         batch_op.drop_column("key_photo_url")
