@@ -4,8 +4,8 @@ Class identity comes from ``rlnReferenceImage`` (``000007@…_classes.mrcs`` is 
 7) in ``model.star`` and from ``rlnClassNumber`` in ``data.star``, both 1-based; we store
 0-based indices. Particle counts are exact counts of ``rlnClassNumber``, streamed from the
 data file; RELION's own ``rlnClassDistribution`` is a soft fraction and is kept beside them.
-RELION writes 999 Å as the resolution of classes it could not estimate (often empty ones):
-we store that as unknown, like cryoSPARC's ``inf``.
+RELION writes 999 as the resolution and the accuracies of classes it could not estimate
+(often empty ones): we store those as unknown, like cryoSPARC's ``inf``.
 """
 
 from __future__ import annotations
@@ -86,6 +86,12 @@ def _column(classes: pd.DataFrame, idx: np.ndarray, name: str, n: int) -> np.nda
     return out
 
 
+def _unless_sentinel(values: np.ndarray) -> np.ndarray:
+    """RELION's 999 ("not estimated") as NaN, so it becomes null rather than a number."""
+    values[values >= RELION_NO_RESOLUTION] = np.nan
+    return values
+
+
 def read_relion_job(files: JobFiles) -> JobRecord:
     """Read the final iteration named by ``files`` (see :func:`~.discover.find_job`)."""
     stack = read_stack(files.averages)
@@ -126,12 +132,17 @@ def read_relion_job(files: JobFiles) -> JobRecord:
             )
     counts = np.bincount(assigned, minlength=n_images)
 
-    resolution = _column(classes, idx, "rlnEstimatedResolution", n_images)
-    resolution[resolution >= RELION_NO_RESOLUTION] = np.nan
+    resolution = _unless_sentinel(_column(classes, idx, "rlnEstimatedResolution", n_images))
+    rotations = _unless_sentinel(_column(classes, idx, "rlnAccuracyRotations", n_images))
     if "rlnAccuracyTranslationsAngst" in classes:
-        translations = _column(classes, idx, "rlnAccuracyTranslationsAngst", n_images)
+        translations = _unless_sentinel(
+            _column(classes, idx, "rlnAccuracyTranslationsAngst", n_images)
+        )
     else:  # RELION 3.0 and earlier: pixels
-        translations = _column(classes, idx, "rlnAccuracyTranslations", n_images) * pixel_size
+        translations = (
+            _unless_sentinel(_column(classes, idx, "rlnAccuracyTranslations", n_images))
+            * pixel_size
+        )
     nan = np.full(n_images, np.nan)
     return JobRecord(
         files=files,
@@ -145,7 +156,7 @@ def read_relion_job(files: JobFiles) -> JobRecord:
             particle_count=counts,
             mean_posterior=nan,
             mean_ess=nan,
-            accuracy_rotations=_column(classes, idx, "rlnAccuracyRotations", n_images),
+            accuracy_rotations=rotations,
             accuracy_translations_a=translations,
             relion_class_distribution=_column(classes, idx, "rlnClassDistribution", n_images),
         ),
