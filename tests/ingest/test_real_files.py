@@ -324,7 +324,9 @@ def write_model_star(path: Path, *, k: int, box: int, pixel_size: float, relion3
     ]
     lines += [f"_{c} #{n} " for n, c in enumerate(columns, 1)]
     for i in range(k):
-        trans = RELION_ACC_TRANS[i] / pixel_size if relion30 else RELION_ACC_TRANS[i]
+        trans = RELION_ACC_TRANS[i]
+        if relion30 and trans < 999:  # pixels before 3.1; "not estimated" is 999 in any unit
+            trans /= pixel_size
         lines.append(
             f"{i + 1:06d}@{stack} {RELION_DISTRIBUTION[i]:12.6f} {RELION_ACC_ROT[i]:12.6f} "
             f"{trans:12.6f} {RELION_RESOLUTION[i]:>12} {1.0:12.6f} {0.0:12.6f} {0.0:12.6f} "
