@@ -98,6 +98,13 @@ def test_streamed_loop_columns_across_chunks(tmp_path):
         read_loop_columns(p, ["particles"], ["rlnImageName"])
 
 
+def test_nan_is_a_number_in_star_loops(tmp_path):
+    p = tmp_path / "d.star"
+    p.write_text("data_particles\n\nloop_\n_rlnA #1\n_rlnB #2\n1 nan\n2 0.5\n")
+    cols = read_loop_columns(p, ["particles"], ["rlnB"])
+    assert np.isnan(cols["rlnB"][0]) and cols["rlnB"][1] == 0.5
+
+
 def test_relion30_single_block(tmp_path):
     p = tmp_path / "d.star"
     p.write_text("data_\n\nloop_\n_rlnClassNumber #1\n3\n1\n")

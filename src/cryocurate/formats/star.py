@@ -145,6 +145,7 @@ def read_loop_columns(
                 names=range(len(header.columns)),
                 comment="#",
                 dtype=str,
+                na_filter=False,  # keep "nan" as text: the check below accepts it
                 chunksize=chunk_rows,
                 engine="c",
                 skip_blank_lines=True,
