@@ -42,6 +42,22 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_tree(folder: Path) -> None:
+    """Make every file and folder under ``folder`` durable, before it is renamed into place.
+
+    Files staged with ``durable=False`` are synced here in one pass, rather than each paying
+    for its own fsync and directory sync while it is written.
+    """
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in names:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it over ``target`` on success.

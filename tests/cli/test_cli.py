@@ -59,3 +59,10 @@ def test_console_script_errors_are_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert proc.stderr.startswith("Error: ") and "not a portal root" in proc.stderr
+
+
+def test_usage_errors_are_shown_not_raised(capsys):
+    code, _, err = cli(capsys, "extract", "--bogus")
+    assert code == 2 and "No such option" in err and "Traceback" not in err
+    code, _, err = cli(capsys, "ingest", "run", "root", "-d", "1", "t.mrc", "--quality", "9")
+    assert code == 2 and "--quality" in err

@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
 
 from cryocurate import __version__
-from cryocurate.cli import console, datasets, demo, extract, portal, serve, synth
+from cryocurate.cli import console, datasets, demo, extract, ingest, portal, serve, synth
 from cryocurate.errors import CryocurateError
 
 app = typer.Typer(
@@ -41,6 +40,7 @@ def _root(
 portal.register(app)
 extract.register(app)
 datasets.register(app)
+ingest.register(app)
 serve.register(app)
 demo.register(app)
 app.add_typer(synth.app, name="synth")
@@ -54,15 +54,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             prog_name="cryocurate",
             standalone_mode=False,
         )
-    except click.exceptions.Exit as exit_:
+    except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
-    except click.ClickException as error:  # usage errors: bad options, missing arguments
-        error.show()
-        sys.exit(error.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         console.err.print("Interrupted; nothing half-written was kept.")
         sys.exit(130)
     except CryocurateError as error:
         console.err.print(f"Error: {error}", markup=False)
         sys.exit(error.exit_code)
+    except typer.TyperException as error:  # usage errors: bad options, missing arguments
+        show = getattr(error, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(getattr(error, "exit_code", 2))
     sys.exit(result if isinstance(result, int) else 0)

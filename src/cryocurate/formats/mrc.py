@@ -143,17 +143,49 @@ def read_stack(path: str | os.PathLike[str], *, require_square: bool = True) -> 
     return MrcStack(path=path, data=data, voxel_size_a=voxel, mode=mode)
 
 
-def read_shape(path: str | os.PathLike[str]) -> tuple[int, int, int]:
-    """Return ``(nz, ny, nx)`` from the header alone, without reading pixels."""
+@dataclass(frozen=True)
+class MrcHeader:
+    """What the header alone says: sizes (x fastest), mode, and voxel size (0 if unset)."""
+
+    nx: int
+    ny: int
+    nz: int
+    mode: int
+    voxel_size_a: float
+
+
+def read_header(path: str | os.PathLike[str]) -> MrcHeader:
+    """Read the header only (no pixels), refusing files that are not MRC or are truncated."""
     path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise MissingFileError(f"cannot read: {err.strerror or err}", where=path) from err
+    if size < HEADER_BYTES:
+        raise FormatError(f"not an MRC file: {size} bytes, shorter than the header", where=path)
+    _check_header(path, size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
                 h = mrc.header
-                return int(h.nz), int(h.ny), int(h.nx)
+                header = MrcHeader(
+                    nx=int(h.nx),
+                    ny=int(h.ny),
+                    nz=int(h.nz),
+                    mode=int(h.mode),
+                    voxel_size_a=float(mrc.voxel_size.x),
+                )
+                expected = _expected_bytes(h, int(h.nsymbt))
         except (ValueError, OSError, EOFError) as err:
             raise FormatError(f"not a readable MRC file: {err}", where=path) from err
+    if expected > size:
+        raise FormatError(
+            f"truncated: the header promises {expected:,} bytes but the file holds {size:,}",
+            where=path,
+            hint="copy the file again from its source",
+        )
+    return header
 
 
 def write_stack(

@@ -169,18 +169,6 @@ def _write_class_averages(folder: Path, record: JobRecord, metadata: dict[str, A
     atomic.write_json(folder / layout.CLASS_AVERAGES_METADATA, metadata, durable=False)
 
 
-def _sync_tree(folder: Path) -> None:
-    """Make a staged folder durable before it is renamed into place."""
-    for dirpath, _dirs, names in os.walk(folder):
-        for name in names:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        atomic.fsync_dir(Path(dirpath))
-
-
 def stage_job(files: JobFiles, staging: str, known_fingerprint: str | None) -> Staged:
     """Read one job and build its ``ClassAverages`` folder in ``staging`` (worker entry point).
 
@@ -220,7 +208,7 @@ def stage_job(files: JobFiles, staging: str, known_fingerprint: str | None) -> S
             "classes": rows,
         }
         _write_class_averages(Path(staging) / layout.CLASS_AVERAGES, record, result.metadata)
-        _sync_tree(Path(staging))
+        atomic.fsync_tree(Path(staging))
         result.status = "staged"
     except CryocurateError as err:
         result.message = str(err)

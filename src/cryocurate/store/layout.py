@@ -46,3 +46,41 @@ def class_image_relpath(class_index: int) -> str:
 def staging_root(data_root: Path) -> Path:
     """Where runs are built before they are swapped into place (same filesystem as data/)."""
     return data_root / STAGING
+
+
+# ── tomography runs (seed 004's layout, the portal's "v1") ──────────────────────────────────
+#
+#   <run>/TiltSeries/<run>.mrc, <run>.rawtlt, tiltseries_metadata.json
+#   <run>/Tomograms/VoxelSpacing<vs>/
+#       CanonicalTomogram/<run>.mrc, <run>.zarr/, tomogram_metadata.json
+#       Annotations/<id>-<object>-<version>.json, …_<shape>.ndjson | .mrc | .zarr
+#       KeyPhotos/key-photo-snapshot.png, key-photo-thumbnail.png
+
+TILT_SERIES = "TiltSeries"
+TILT_SERIES_METADATA = "tiltseries_metadata.json"
+TOMOGRAMS = "Tomograms"
+CANONICAL_TOMOGRAM = "CanonicalTomogram"
+TOMOGRAM_METADATA = "tomogram_metadata.json"
+ANNOTATIONS = "Annotations"
+KEY_PHOTOS = "KeyPhotos"
+KEY_PHOTO_SNAPSHOT = "key-photo-snapshot.png"
+KEY_PHOTO_THUMBNAIL = "key-photo-thumbnail.png"
+
+
+def voxel_spacing_name(voxel_spacing_a: float) -> str:
+    """``VoxelSpacing13.480``: three decimals, as the portal writes them today."""
+    return f"VoxelSpacing{voxel_spacing_a:.3f}"
+
+
+def voxel_spacing_dir(run: Path, voxel_spacing_a: float) -> Path:
+    return run / TOMOGRAMS / voxel_spacing_name(voxel_spacing_a)
+
+
+def object_slug(name: str) -> str:
+    """The portal's file-name form of an object name: lower case, ``[0-9a-z]`` kept, else ``_``."""
+    return "".join(c if c.isascii() and c.isalnum() else "_" for c in name.lower())
+
+
+def annotation_stem(annotation_id: int, object_name: str, version: str) -> str:
+    """``<id>-<object>-<version>``, the v1 layout's annotation file stem."""
+    return f"{annotation_id}-{object_slug(object_name)}-{version}"
