@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,35 @@ def _write_metadata(portal: Portal, a: Annotation) -> None:
     atomic.write_json(portal.data_dir / a.metadata_path, annotation_metadata(a, _file_entries(a)))
 
 
+@dataclass(frozen=True)
+class _Target:
+    """Where an annotation goes, read in a short read-only transaction."""
+
+    spacing_id: int
+    voxel_spacing: float
+    shape_xyz: tuple[int, int, int]
+    annotations_dir: Path
+
+
+def _target(portal: Portal, run_id: int, voxel_spacing: float | None) -> _Target:
+    with portal.transaction() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise NotFoundError(f"no run {run_id}")
+        if run.kind != RunKind.tomography:
+            raise InputError(f"run {run_id} is a {run.kind.value} run, not a tomography run")
+        spacing = _voxel_spacing(session, run, voxel_spacing)
+        tomo = _tomogram(spacing)
+        run_dir = layout.run_dir(portal.data_dir, run.dataset_id, run.name)
+        return _Target(
+            spacing_id=spacing.id,
+            voxel_spacing=spacing.voxel_spacing,
+            shape_xyz=(tomo.size_x, tomo.size_y, tomo.size_z),
+            annotations_dir=layout.voxel_spacing_dir(run_dir, spacing.voxel_spacing)
+            / layout.ANNOTATIONS,
+        )
+
+
 def ingest_annotation(
     portal: Portal,
     run_id: int,
@@ -314,104 +344,92 @@ def ingest_annotation(
     voxel_spacing: float | None = None,
     file_format: str | None = None,
 ) -> IngestedAnnotation:
-    """Validate and store one annotation file; score it (or, for ground truth, the others)."""
+    """Validate and store one annotation file; score it (or, for ground truth, the others).
+
+    The slow part (reading, validating, writing the stored files and any mask pyramid) happens
+    in a staging folder before the write transaction opens; the transaction then only names
+    the files after the new id, moves them into place, scores and commits.
+    """
     spec.check()
     path = Path(path)
     if not path.is_file():
         raise InputError("annotation file not found", where=path)
     is_mask = path.suffix.lower() in MASK_SUFFIXES and file_format in (None, "mrc")
-
-    with portal.transaction() as session:
-        run = session.get(Run, run_id)
-        if run is None:
-            raise NotFoundError(f"no run {run_id}")
-        if run.kind != RunKind.tomography:
-            raise InputError(f"run {run_id} is a {run.kind.value} run, not a tomography run")
-        spacing = _voxel_spacing(session, run, voxel_spacing)
-        tomo = _tomogram(spacing)
-        shape_xyz = (tomo.size_x, tomo.size_y, tomo.size_z)
-        vs = spacing.voxel_spacing
-        run_dir = layout.run_dir(portal.data_dir, run.dataset_id, run.name)
-        annotations_dir = layout.voxel_spacing_dir(run_dir, vs) / layout.ANNOTATIONS
-
+    target = _target(portal, run_id, voxel_spacing)
+    vs = target.voxel_spacing
+    staging = tree.new_staging_dir(layout.staging_root(portal.data_dir), "annotation")
+    placed: list[Path] = []
+    try:
+        # (staged file, suffix after the stem, format)
+        staged: list[tuple[Path, str, str]] = []
         if is_mask:
             header = read_header(path)
-            fmt.validate_mask(
-                (header.nz, header.ny, header.nx),
-                (shape_xyz[2], shape_xyz[1], shape_xyz[0]),
-                path=path,
-            )
+            tomo_zyx = (target.shape_xyz[2], target.shape_xyz[1], target.shape_xyz[0])
+            fmt.validate_mask((header.nz, header.ny, header.nx), tomo_zyx, path=path)
             shape_type, suffix = AnnotationShapeType.SegmentationMask, "segmentationmask"
-            points = None
+            shutil.copyfile(path, staging / "mask.mrc")
+            write_mask_pyramid(
+                staging / "mask.mrc", staging / "mask.zarr", voxel_spacing_a=vs, durable=False
+            )
+            staged += [
+                (staging / "mask.mrc", f"_{suffix}.mrc", "mrc"),
+                (staging / "mask.zarr", f"_{suffix}.zarr", "zarr"),
+            ]
+            object_count = 1  # one semantic segmentation
         else:
             points = read_points(path, vs, file_format)
-            fmt.validate_points(points, shape_xyz, path=path)
+            fmt.validate_points(points, target.shape_xyz, path=path)
             shape_type, suffix = _SHAPES[points.kind]
+            fmt.write_ndjson(staging / "points.ndjson", points, durable=False)
+            staged.append((staging / "points.ndjson", f"_{suffix}.ndjson", "ndjson"))
+            object_count = _object_count(points)
+        atomic.fsync_tree(staging)
 
-        today = dt.date.today()
-        annotation = Annotation(
-            run=run,
-            annotation_method=spec.method,
-            annotation_software=spec.software,
-            method_type=AnnotationMethodType(spec.method_type),
-            ground_truth_status=spec.ground_truth,
-            object_id=spec.object_id,
-            object_name=spec.object_name,
-            object_description=spec.object_description,
-            object_state=spec.object_state,
-            version=spec.version,
-            deposition_date=today,
-            last_modified_date=today,
-            authors=[
-                AnnotationAuthor(name=n, author_list_order=i, primary_author_status=(i == 0))
-                for i, n in enumerate(spec.authors)
-            ],
-        )
-        session.add(annotation)
-        session.flush()
-        stem = layout.annotation_stem(annotation.id, spec.object_name, spec.version)
-        annotation.metadata_path = _rel(portal, annotations_dir / f"{stem}.json")
-        shape = AnnotationShape(annotation=annotation, shape_type=shape_type)
-        staging = tree.new_staging_dir(layout.staging_root(portal.data_dir), stem)
-        placed: list[Path] = []
-        try:
-            staged: list[tuple[Path, Path, str]] = []  # (staged, final, format)
-            if points is not None:
-                name = f"{stem}_{suffix}.ndjson"
-                fmt.write_ndjson(staging / name, points)
-                staged.append((staging / name, annotations_dir / name, "ndjson"))
-                annotation.object_count = _object_count(points)
-            else:
-                name = f"{stem}_{suffix}.mrc"
-                atomic.write_bytes(staging / name, path.read_bytes(), durable=False)
-                labels = write_mask_pyramid(
-                    staging / name, staging / f"{stem}_{suffix}.zarr", voxel_spacing_a=vs
-                )
-                staged.append((staging / name, annotations_dir / name, "mrc"))
-                staged.append(
-                    (
-                        staging / f"{stem}_{suffix}.zarr",
-                        annotations_dir / f"{stem}_{suffix}.zarr",
-                        "zarr",
-                    )
-                )
-                annotation.object_count = int(getattr(labels, "object_count", 1) or 1)
-            for src, dst, kind in staged:
+        with portal.transaction() as session:
+            spacing = session.get(TomogramVoxelSpacing, target.spacing_id)
+            if spacing is None:
+                raise NotFoundError(f"run {run_id} lost its tomogram while annotating")
+            today = dt.date.today()
+            annotation = Annotation(
+                run_id=run_id,
+                annotation_method=spec.method,
+                annotation_software=spec.software,
+                method_type=AnnotationMethodType(spec.method_type),
+                ground_truth_status=spec.ground_truth,
+                object_id=spec.object_id,
+                object_name=spec.object_name,
+                object_description=spec.object_description,
+                object_state=spec.object_state,
+                object_count=object_count,
+                version=spec.version,
+                deposition_date=today,
+                last_modified_date=today,
+                authors=[
+                    AnnotationAuthor(name=n, author_list_order=i, primary_author_status=(i == 0))
+                    for i, n in enumerate(spec.authors)
+                ],
+            )
+            session.add(annotation)
+            session.flush()
+            stem = layout.annotation_stem(annotation.id, spec.object_name, spec.version)
+            annotation.metadata_path = _rel(portal, target.annotations_dir / f"{stem}.json")
+            shape = AnnotationShape(annotation=annotation, shape_type=shape_type)
+            target.annotations_dir.mkdir(parents=True, exist_ok=True)
+            for src, tail, kind in staged:
+                final = target.annotations_dir / f"{stem}{tail}"
                 shape.annotation_files.append(
                     AnnotationFile(
                         tomogram_voxel_spacing=spacing,
                         format=kind,
-                        path=_rel(portal, dst),
+                        path=_rel(portal, final),
                         file_size=_size(src),
                         is_visualization_default=kind != "zarr",
                     )
                 )
+                os.rename(src, final)  # in place before scoring, which reads them
+                placed.append(final)
             session.add(shape)
             session.flush()
-            annotations_dir.mkdir(parents=True, exist_ok=True)
-            for src, dst, _ in staged:  # in place before scoring, which reads them
-                os.rename(src, dst)
-                placed.append(dst)
             rescored = _rescore(portal, session, annotation, spacing)
             for a in [annotation, *rescored]:
                 _write_metadata(portal, a)
@@ -419,19 +437,22 @@ def ingest_annotation(
             result = IngestedAnnotation(
                 annotation_id=annotation.id,
                 shape_type=shape_type.value,
-                object_count=annotation.object_count or 0,
+                object_count=object_count,
                 files=[_rel(portal, p) for p in placed],
                 precision=annotation.confidence_precision,
                 recall=annotation.confidence_recall,
                 rule=annotation.confidence_rule,
                 rescored=[a.id for a in rescored],
             )
-        except BaseException:
-            for p in placed:
-                tree.discard(p) if p.is_dir() else p.unlink(missing_ok=True)
-            raise
-        finally:
-            tree.discard(staging)
+    except BaseException:
+        for p in placed:
+            if p.is_dir():
+                tree.discard(p)
+            else:
+                p.unlink(missing_ok=True)
+        raise
+    finally:
+        tree.discard(staging)
     return result
 
 
