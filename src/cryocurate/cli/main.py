@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import typer
 
 from cryocurate import __version__
-from cryocurate.cli import console, datasets, demo, extract, ingest, portal, serve, synth
+from cryocurate.cli import console, datasets, demo, extract, ingest, portal, serve, synth, transfer
 from cryocurate.errors import CryocurateError
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ datasets.register(app)
 ingest.register(app)
 serve.register(app)
 demo.register(app)
+transfer.register(app)
 app.add_typer(synth.app, name="synth")
 
 

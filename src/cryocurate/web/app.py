@@ -21,6 +21,8 @@ from cryocurate import __version__
 from cryocurate.catalog.queries import class_averages, dataset_summaries
 from cryocurate.portal import Portal
 from cryocurate.store import layout
+from cryocurate.web.api import router as api_router
+from cryocurate.web.files import router as files_router
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -61,6 +63,8 @@ def create_app(root: str | os.PathLike[str]) -> FastAPI:
     def index_json() -> JSONResponse:
         return JSONResponse(_index_context(portal))
 
+    app.include_router(api_router)
+    app.include_router(files_router)
     portal.data_dir.mkdir(exist_ok=True)
     app.mount("/data", StaticFiles(directory=portal.data_dir), name="data")
     return app
