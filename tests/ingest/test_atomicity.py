@@ -22,7 +22,8 @@ from sqlalchemy import select
 from cryocurate.catalog.models import Class2DJob
 from cryocurate.ingest.datasets import DatasetChoice
 from cryocurate.ingest.discover import find_job
-from cryocurate.ingest.extract import Extraction, recover, stage_job
+from cryocurate.ingest.extract import Extraction, stage_job
+from cryocurate.ingest.recovery import class_averages_check, recover
 from cryocurate.store import layout, tree
 from cryocurate.synth import synth_cryosparc
 
@@ -123,7 +124,12 @@ def test_crash_between_swap_and_commit_is_undone(sqlite_portal, job):
     synth_cryosparc(d, seed=77, n_classes=9, box=48, n_particles=1000, project_uid="P3")
     staged = _stage(sqlite_portal, d)
     # the writer swapped the new folder in and died before committing the catalog
-    tree.swap_in(staged, run_dir / layout.CLASS_AVERAGES, sqlite_portal.data_dir / tree.SWAPS)
+    tree.swap_in(
+        staged,
+        run_dir / layout.CLASS_AVERAGES,
+        sqlite_portal.data_dir / tree.SWAPS,
+        check=class_averages_check(first.dataset_id, first.run_name),
+    )
     assert tree_state(run_dir) != before
     recover(sqlite_portal)
     assert tree_state(run_dir) == before
@@ -138,7 +144,10 @@ def test_crash_after_commit_keeps_the_new_run(sqlite_portal, job):
     synth_cryosparc(d, seed=78, n_classes=9, box=48, n_particles=1000, project_uid="P3")
     staged = _stage(sqlite_portal, d)
     swap = tree.swap_in(
-        staged, run_dir / layout.CLASS_AVERAGES, sqlite_portal.data_dir / tree.SWAPS
+        staged,
+        run_dir / layout.CLASS_AVERAGES,
+        sqlite_portal.data_dir / tree.SWAPS,
+        check=class_averages_check(first.dataset_id, first.run_name),
     )
     new_fingerprint = _fingerprint_on_disk(run_dir)
     with sqlite_portal.transaction() as s:  # the commit happened; the process died after it
@@ -173,3 +182,22 @@ def test_live_writers_swaps_are_left_alone(sqlite_portal, tmp_path):
         child.kill()
         child.wait()
     assert len(tree.leftovers(swaps)) == 1
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_recovery_asks_the_catalog_about_whole_runs(sqlite_portal, job, committed):
+    """A tomography run or an import swaps a whole folder; recovery checks the run exists."""
+    from cryocurate.ingest.recovery import run_check
+
+    d = job("relion")
+    [first] = _extract(sqlite_portal, [d])
+    name = first.run_name if committed else "never-committed"
+    staged = layout.staging_root(sqlite_portal.data_dir) / "whole-run"
+    staged.mkdir(parents=True)
+    (staged / "run_metadata.json").write_text("{}")
+    (staged / "payload.bin").write_bytes(b"new")
+    final = sqlite_portal.data_dir / "10000" / name
+    tree.swap_in(staged, final, sqlite_portal.data_dir / tree.SWAPS, check=run_check(10000, name))
+    recover(sqlite_portal)
+    assert (final / "payload.bin").exists() is committed
+    assert not any((sqlite_portal.data_dir / tree.SWAPS).iterdir())

@@ -24,7 +24,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as dt
 import hashlib
-import json
 import multiprocessing
 import os
 import threading
@@ -41,6 +40,7 @@ from cryocurate.catalog.models import Class2DJob, ClassAverage, Dataset, Run, Ru
 from cryocurate.errors import ConflictError, CryocurateError
 from cryocurate.formats.mrc import write_stack
 from cryocurate.formats.png import to_uint8, write_png
+from cryocurate.ingest import recovery
 from cryocurate.ingest.cryosparc import read_cryosparc_job
 from cryocurate.ingest.datasets import (
     DatasetChoice,
@@ -305,7 +305,7 @@ def run_metadata(run: Run) -> dict[str, Any]:
     }
 
 
-def _upsert_class_rows(session: Any, run: Run, rows: list[dict[str, Any]]) -> None:
+def upsert_class_rows(session: Any, run: Run, rows: list[dict[str, Any]]) -> None:
     """Update rows by class index (so ids, and what refers to them, survive a re-extraction)."""
     existing = {ca.class_index: ca for ca in run.class_averages}
     for row in rows:
@@ -452,7 +452,7 @@ class Extraction:
                     job.extracted_at = dt.datetime.fromisoformat(meta["extracted_at"])
                     job.cryocurate_version = meta["cryocurate_version"]
                     run.updated_at = dt.datetime.now(dt.UTC)
-                    _upsert_class_rows(session, run, meta["classes"])
+                    upsert_class_rows(session, run, meta["classes"])
                     session.flush()
                     run_dir = layout.run_dir(self.portal.data_dir, dataset.id, run.name)
                     if not run_dir.exists():
@@ -461,6 +461,7 @@ class Extraction:
                         staging / layout.CLASS_AVERAGES,
                         run_dir / layout.CLASS_AVERAGES,
                         self.portal.data_dir / tree.SWAPS,
+                        check=recovery.class_averages_check(dataset.id, run.name),
                     )
                     atomic.write_json(run_dir / layout.RUN_METADATA, run_metadata(run))
                     outcome = self._outcome(files, status, run, job)
@@ -477,7 +478,7 @@ class Extraction:
 
     def run(self, job_dirs: Iterable[Path]) -> list[Outcome]:
         """Extract every job; returns one outcome per job, in the order they finished."""
-        recover(self.portal)
+        recovery.recover(self.portal)
         self._resolve_dataset()
         pending: list[tuple[JobFiles, str | None]] = []
         for job_dir in job_dirs:
@@ -543,66 +544,6 @@ class Extraction:
                 tree.discard(path)
 
 
-def recover(portal: Portal) -> None:
-    """Finish or undo swaps whose writer died, and drop half-built staging folders.
-
-    A swap is kept when the catalog already records the fingerprint of the new folder (the
-    writer died after committing), and undone otherwise (it died before).
-    """
-    for path in tree.stale_staging(layout.staging_root(portal.data_dir)):
-        tree.discard(path)
-    for swap in tree.leftovers(portal.data_dir / tree.SWAPS):
-        committed = False
-        try:
-            rel = swap.final.relative_to(portal.data_dir)
-            dataset_id, run_name = int(rel.parts[0]), rel.parts[1]
-            meta = json.loads(
-                (swap.final / layout.CLASS_AVERAGES_METADATA).read_text(encoding="utf-8")
-            )
-            with portal.transaction() as session:
-                job = session.scalars(
-                    select(Class2DJob)
-                    .join(Run)
-                    .where(Run.dataset_id == dataset_id, Run.name == run_name)
-                ).first()
-                committed = job is not None and job.fingerprint == meta.get("fingerprint")
-        except (ValueError, IndexError, OSError, json.JSONDecodeError):
-            committed = False
-        if committed:
-            swap.commit()
-        else:
-            swap.rollback()
-            _drop_if_orphan(portal, swap.final.parent)
-
-
-def _drop_if_orphan(portal: Portal, run_dir: Path) -> None:
-    """Remove a run (and dataset) folder that a dead writer made but never cataloged."""
-    for folder, metadata in (
-        (run_dir, layout.RUN_METADATA),
-        (run_dir.parent, layout.DATASET_METADATA),
-    ):
-        try:
-            contents = {p.name for p in folder.iterdir()}
-        except OSError:
-            return
-        if contents - {metadata}:
-            return
-        try:
-            rel = folder.relative_to(portal.data_dir).parts
-        except ValueError:
-            return
-        with portal.transaction() as session:
-            if len(rel) == 2:
-                known = session.scalars(
-                    select(Run.id).where(Run.dataset_id == int(rel[0]), Run.name == rel[1])
-                ).first()
-            else:
-                known = session.get(Dataset, int(rel[0]))
-        if known is not None:
-            return
-        tree.discard(folder)
-
-
 def summarize(outcomes: Sequence[Outcome]) -> dict[str, int]:
     counts = {"new": 0, "replaced": 0, "unchanged": 0, "error": 0}
     for o in outcomes:
@@ -610,4 +551,4 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, int]:
     return counts
 
 
-__all__ = ["Extraction", "Outcome", "recover", "stage_job", "summarize"]
+__all__ = ["Extraction", "Outcome", "stage_job", "summarize"]

@@ -42,6 +42,7 @@ from cryocurate.errors import ConflictError, FormatError, InputError, NotFoundEr
 from cryocurate.formats.keyphotos import key_photos
 from cryocurate.formats.mrc import read_header
 from cryocurate.formats.omezarr import write_pyramid
+from cryocurate.ingest import recovery
 from cryocurate.ingest.extract import run_metadata
 from cryocurate.portal import Portal
 from cryocurate.store import layout, tree
@@ -210,6 +211,7 @@ def ingest_run(
     """Add one tomography run to a dataset; nothing is stored unless all of it is."""
     acquisition.check()
     tomogram.check()
+    recovery.recover(portal)
     name = run_name or files.tomogram.stem
     if not name or "/" in name or name.startswith("."):
         raise InputError(f"{name!r} is not a usable run name")
@@ -333,7 +335,12 @@ def _commit(
                 session.add(ts)
             session.flush()
             _write_metadata(staging, run, tomo, ts, vs, info)
-            swap = tree.swap_in(staging, run_dir, portal.data_dir / tree.SWAPS)
+            swap = tree.swap_in(
+                staging,
+                run_dir,
+                portal.data_dir / tree.SWAPS,
+                check=recovery.run_check(dataset_id, name),
+            )
             result = IngestedRun(
                 dataset_id=dataset_id,
                 run_id=run.id,

@@ -15,12 +15,14 @@ process that made them, so a live writer's swap is never "recovered" by another 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryocurate.atomic import fsync_dir
 
@@ -55,6 +57,7 @@ def new_staging_dir(staging_root: Path, label: str) -> Path:
 
 
 TARGET_FILE = "target"
+CHECK_FILE = "check.json"
 SWAPS = ".swaps"
 
 
@@ -64,6 +67,15 @@ class Swap:
 
     final: Path
     holder: Path
+
+    @property
+    def check(self) -> dict[str, Any]:
+        """What the writer said would prove its commit (see :func:`swap_in`); {} if nothing."""
+        try:
+            data = json.loads((self.holder / CHECK_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     @property
     def old(self) -> Path:
@@ -84,16 +96,22 @@ class Swap:
         fsync_dir(self.final.parent)
 
 
-def swap_in(staged: Path, final: Path, swaps_root: Path) -> Swap:
+def swap_in(
+    staged: Path, final: Path, swaps_root: Path, *, check: dict[str, Any] | None = None
+) -> Swap:
     """Move ``staged`` to ``final``, setting any existing ``final`` aside under ``swaps_root``.
 
     ``swaps_root`` (on the same filesystem) is the one place a recovering writer looks: each
     swap gets a holder there recording its target, so a leftover is recognised even when
     ``final`` did not exist before (a crash then leaves a folder the catalog never saw).
+    ``check`` is stored beside it: what a recovering writer should look for in the catalog to
+    tell whether the dead writer committed (for example ``{"kind": "run", …}``).
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     holder = swaps_root / _token()
     holder.mkdir(parents=True)
+    if check is not None:
+        (holder / CHECK_FILE).write_text(json.dumps(check), encoding="utf-8")
     (holder / TARGET_FILE).write_text(os.path.relpath(final, swaps_root), encoding="utf-8")
     swap = Swap(final=final, holder=holder)
     try:

@@ -70,7 +70,8 @@ from cryocurate.catalog.models import (
 )
 from cryocurate.errors import ConflictError, FormatError, InputError
 from cryocurate.formats.mrc import read_header
-from cryocurate.ingest.extract import _upsert_class_rows
+from cryocurate.ingest import recovery
+from cryocurate.ingest.extract import upsert_class_rows
 from cryocurate.portal import Portal
 from cryocurate.store import layout, layouts, tree
 from cryocurate.transfer.download import copy_file, dump_json, is_metadata_json
@@ -969,18 +970,6 @@ def _stage(plan: Plan, staged: Path, progress: Callable[[int], None] | None) -> 
             raise InputError(f"cannot copy: {err.strerror or err}", where=p.src) from err
 
 
-def _sync_tree(folder: Path) -> None:
-    """Make a staged folder durable before it is renamed into the data tree."""
-    for dirpath, _dirs, names in os.walk(folder):
-        for name in names:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        atomic.fsync_dir(Path(dirpath))
-
-
 # ── committing ──────────────────────────────────────────────────────────────────────────────
 
 
@@ -1343,6 +1332,7 @@ def import_czportal(
     """
     policy = DatasetIdPolicy(dataset_id)
     plan = plan_import(Path(folder))
+    recovery.recover(portal)
     with portal.transaction() as session:
         _check_dataset_id(session, plan, policy)
     if on_plan is not None:
@@ -1352,7 +1342,7 @@ def import_czportal(
         staged = staging / "dataset"
         staged.mkdir()
         _stage(plan, staged, progress)
-        _sync_tree(staged)  # before the transaction: it may take a while for big datasets
+        atomic.fsync_tree(staged)  # before the transaction: it may take a while for big datasets
         return _commit(portal, plan, policy, staging, staged)
     finally:
         tree.discard(staging)
@@ -1389,7 +1379,12 @@ def _commit(
             _rename_placeholders(staged, commit)
             _write_metadata(staged, commit, dataset.id)
             final = layout.dataset_dir(portal.data_dir, dataset.id)
-            swap = tree.swap_in(staged, final, portal.data_dir / tree.SWAPS)
+            swap = tree.swap_in(
+                staged,
+                final,
+                portal.data_dir / tree.SWAPS,
+                check=recovery.dataset_check(dataset.id),
+            )
             result = ImportResult(
                 dataset_id=dataset.id,
                 layout=plan.layout,
@@ -1452,7 +1447,7 @@ def _class2d_rows(session: Session, run: Run, pr: PlannedRun) -> None:
         }
         for c in meta["classes"]
     ]
-    _upsert_class_rows(session, run, rows)
+    upsert_class_rows(session, run, rows)
 
 
 def _link_ground_truth(
