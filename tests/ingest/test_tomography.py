@@ -271,3 +271,69 @@ def test_mask_annotations_get_voxel_precision_recall_and_dice(
     vs_dir = root / "data" / "10000" / "TS_026" / "Tomograms" / "VoxelSpacing10.000"
     assert (vs_dir / "Annotations" / "2-ribosome-1.0_segmentationmask.zarr").is_dir()
     assert (vs_dir / "Annotations" / "2-ribosome-1.0_segmentationmask.mrc").is_file()
+
+
+@pytest.mark.parametrize("kind", ["instance", "copick", "csv"])
+def test_every_point_format_is_ingested_as_portal_ndjson(
+    root, tomo_run, tmp_path, centres, capsys, kind
+):
+    if kind == "instance":
+        path = tmp_path / "inst.ndjson"
+        path.write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "type": "instancePoint",
+                        "location": {"x": x, "y": y, "z": z},
+                        "instance_id": i // 3,
+                    }
+                )
+                + "\n"
+                for i, (x, y, z) in enumerate(centres.tolist())
+            )
+        )
+        want_type, want_count, suffix = "instancePoint", 4, "instancesegmentation"
+    elif kind == "copick":
+        path = tmp_path / "picks.json"
+        path.write_text(
+            json.dumps(
+                {
+                    "pickable_object_name": "ribosome",
+                    "user_id": "me",
+                    "session_id": "0",
+                    "run_name": "TS_026",
+                    "voxel_spacing": td.VOXEL_A,
+                    "unit": "angstrom",
+                    "points": [
+                        {
+                            "location": {
+                                "x": x * td.VOXEL_A,
+                                "y": y * td.VOXEL_A,
+                                "z": z * td.VOXEL_A,
+                            },
+                            "transformation_": np.eye(4).tolist(),
+                            "instance_id": 0,
+                            "score": 1.0,
+                        }
+                        for x, y, z in centres.tolist()
+                    ],
+                }
+            )
+        )
+        # identity transforms and instance 0 everywhere: plain points, as copick means them
+        want_type, want_count, suffix = "point", 12, "point"
+    else:
+        path = tmp_path / "picks.csv"
+        path.write_text("x,y,z\n" + "".join(f"{x},{y},{z}\n" for x, y, z in centres.tolist()))
+        want_type, want_count, suffix = "point", 12, "point"
+    code, out, err = _annotate(
+        capsys, root, tomo_run, path, "--method-type", "manual", "--method", "by hand"
+    )
+    assert code == 0, err
+    assert f"{want_count} object(s)" in out
+    vs_dir = root / "data" / "10000" / "TS_026" / "Tomograms" / "VoxelSpacing10.000"
+    stored = vs_dir / "Annotations" / f"1-ribosome-1.0_{suffix}.ndjson"
+    rows = [json.loads(line) for line in stored.read_text().splitlines()]
+    assert len(rows) == 12 and {r["type"] for r in rows} == {want_type}
+    got = np.array([[r["location"][k] for k in "xyz"] for r in rows])
+    np.testing.assert_allclose(got, centres, atol=1e-6)
