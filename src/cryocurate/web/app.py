@@ -15,7 +15,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
 from cryocurate import __version__
 from cryocurate.catalog.queries import class_averages, dataset_summaries
@@ -23,8 +22,7 @@ from cryocurate.portal import Portal
 from cryocurate.store import layout
 from cryocurate.web.api import router as api_router
 from cryocurate.web.files import router as files_router
-
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+from cryocurate.web.pages.render import TEMPLATES
 
 
 def _index_context(portal: Portal) -> dict[str, Any]:
@@ -67,6 +65,7 @@ def create_app(root: str | os.PathLike[str]) -> FastAPI:
     app.include_router(files_router)
     portal.data_dir.mkdir(exist_ok=True)
     app.mount("/data", StaticFiles(directory=portal.data_dir), name="data")
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
 
 
