@@ -39,28 +39,23 @@ def served_root(tmp_path_factory, live_server_module):
     return url
 
 
-def test_index_json_lists_datasets_runs_and_classes(served_root):
+def test_index_json_lists_datasets(served_root):
     data = httpx.get(f"{served_root}/index.json").json()
     titles = [d["title"] for d in data["datasets"]]
     assert titles == ["Spliceosome, Lab A", "Ribosome, Lab B"]
-    run = data["datasets"][0]["runs"][0]
-    assert run["name"] == "P1_J12" and len(run["classes"]) == 16
-    image = httpx.get(served_root + run["classes"][0]["image_url"])
+    assert [d["n_runs"] for d in data["datasets"]] == [1, 1]
+    image = httpx.get(served_root + data["datasets"][0]["key_photo"])
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
 
 
 @pytest.mark.browser
-def test_index_page_shows_the_class_galleries(served_root, page, screenshot_dir):
+def test_index_page_is_the_browse_page(served_root, page, screenshot_dir):
     page.goto(served_root)
-    assert page.title() == "cryocurate portal"
-    page.get_by_role("heading", name="Spliceosome, Lab A").wait_for()
-    page.get_by_role("heading", name="Ribosome, Lab B").wait_for()
-    gallery = page.get_by_role("list", name="Class averages of P1_J12")
-    assert gallery.get_by_role("listitem").count() == 16
-    first = gallery.get_by_role("img", name="Class 0 of P1_J12")
-    first.scroll_into_view_if_needed()
+    assert page.title() == "Browse datasets · cryocurate portal"
+    table = page.get_by_role("table", name="Datasets")
+    table.get_by_role("link", name="Spliceosome, Lab A").wait_for()
+    table.get_by_role("link", name="Ribosome, Lab B").wait_for()
     page.wait_for_function(
-        "() => [...document.images].slice(0, 8).every(i => i.complete && i.naturalWidth > 0)"
+        "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
     )
-    assert "ptcl" in gallery.get_by_role("listitem").first.inner_text()
     page.screenshot(path=screenshot_dir / "index.png", full_page=True)

@@ -1,0 +1,63 @@
+"""The Browse Datasets page (``/``, ``/.json``, ``/index.json``): table, filters, search."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from cryocurate.catalog.search import BrowseQuery, browse
+from cryocurate.errors import InputError
+from cryocurate.portal import Portal
+from cryocurate.web.pages.render import render
+
+router = APIRouter(include_in_schema=False)
+
+FACET_TITLES = {
+    "object": "Annotated object",
+    "method_type": "Annotation method type",
+    "organism": "Organism",
+    "sample_type": "Sample type",
+    "kind": "Kind of run",
+    "microscope": "Microscope",
+    "camera": "Camera",
+    "quality": "Tilt-series quality",
+}
+
+
+def browse_context(portal: Portal, query: BrowseQuery) -> dict[str, Any]:
+    """The page's data: the query as given, the result and the links it needs."""
+    with portal.transaction() as session:
+        result = browse(session, query)
+
+    def link(**changes: Any) -> str:
+        params = query.params(**changes)
+        return "/" + (f"?{urlencode(params)}" if params else "")
+
+    return {
+        "query": query,
+        "result": result,
+        "datasets": result.datasets,
+        "facet_titles": FACET_TITLES,
+        "links": {
+            "prev": link(page=result.page - 1) if result.page > 1 else None,
+            "next": link(page=result.page + 1) if result.page < result.pages else None,
+            "clear": "/",
+        },
+    }
+
+
+@router.get("/", name="browse")
+@router.get("/.json")
+@router.get("/index.json")
+def browse_page(request: Request) -> Response:
+    portal: Portal = request.app.state.portal
+    try:
+        query = BrowseQuery.from_params(request.query_params.multi_items())
+    except InputError as err:
+        query = BrowseQuery()
+        context = browse_context(portal, query)
+        return render(request, "browse.html", {**context, "error": str(err)}, status_code=400)
+    return render(request, "browse.html", browse_context(portal, query))

@@ -1,0 +1,37 @@
+"""The Dataset Overview page (``/datasets/{id}`` and ``.json``): View All Info, runs, download."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+
+from cryocurate.catalog.search import RUNS_PER_PAGE, dataset_overview
+from cryocurate.portal import Portal
+from cryocurate.web.pages.render import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/datasets/{dataset_id:int}", name="dataset_page")
+@router.get("/datasets/{dataset_id:int}.json")
+def dataset_page(request: Request, dataset_id: int, page: int = 1) -> Response:
+    portal: Portal = request.app.state.portal
+    with portal.transaction() as session:
+        context = dataset_overview(session, dataset_id, max(1, page), RUNS_PER_PAGE)
+    if context is None:
+        raise HTTPException(404, f"no dataset {dataset_id}")
+    base = str(request.base_url).rstrip("/")
+    context["download"] = {
+        "cli": f"cryocurate download ROOT dataset {dataset_id} ./downloads --layout v2",
+        "python": (
+            "from cryocurate.client import Client, Dataset\n\n"
+            f'client = Client("{base}")\n'
+            f"dataset = Dataset.get_by_id(client, {dataset_id})\n"
+            'dataset.download_everything("./downloads", layout="v2")'
+        ),
+        "zip_url": f"/download/dataset/{dataset_id}.zip",
+        "zip_v2_url": f"/download/dataset/{dataset_id}.zip?layout=v2",
+        "manifest_url": f"/download/dataset/{dataset_id}.json",
+        "curl": f"curl -o dataset-{dataset_id}.zip {base}/download/dataset/{dataset_id}.zip",
+    }
+    return render(request, "dataset.html", context)

@@ -1,0 +1,30 @@
+"""Run Overview: ``GET /runs/{id}`` (HTML) and ``GET /runs/{id}.json`` (the same context).
+
+The page shows the run's summary (a subset of its metadata, its files counted by type, the
+tilt-series quality), the annotations table (with each annotation's metadata behind an info
+button and a download button per annotation), the Download Run dialog and, for a ``class2d``
+run, the gallery of class averages. The view is thin: the context comes from
+:func:`cryocurate.catalog.run_pages.run_overview`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+
+from cryocurate.catalog.run_pages import run_overview
+from cryocurate.web.pages.render import render
+
+router = APIRouter()
+
+
+@router.get("/runs/{run_id:int}.json", include_in_schema=False)
+@router.get("/runs/{run_id:int}", name="run_overview")
+def run_page(run_id: int, request: Request) -> Response:
+    """The Run Overview page of run ``run_id``."""
+    portal = request.app.state.portal
+    with portal.transaction() as session:
+        context = run_overview(session, run_id)
+    if context is None:
+        raise HTTPException(status_code=404, detail=f"no run {run_id}")
+    return render(request, "run.html", context)
