@@ -265,6 +265,13 @@ def test_run_page_in_the_browser(server, built, page, screenshot_dir, tmp_path):
     with page.expect_download() as dl_info:
         link.click()
     assert dl_info.value.suggested_filename == "TS_026.mrc"
+    with page.expect_download() as run_zip:
+        dialog.get_by_role("link", name="The whole run as a zip").click()
+    saved = tmp_path / "run.zip"
+    run_zip.value.save_as(saved)
+    names = zipfile.ZipFile(saved).namelist()
+    assert any(n.endswith("TS_026/run_metadata.json") for n in names)
+    assert any(n.endswith("CanonicalTomogram/TS_026.mrc") for n in names)
     assert "Annotation.find" in dialog.inner_text()
     dialog.get_by_role("button", name="Close").click()
     assert not dialog.is_visible()
