@@ -44,15 +44,17 @@ class Settings:
 
     database_url: str
     data_dir: str = DATA_DIR
+    private: bool = False  # [web] private = true: every page needs a logged-in user
 
     def to_toml(self) -> str:
-        return (
+        text = (
             "# cryocurate portal root settings\n"
             "[catalog]\n"
             f"url = {_toml_string(self.database_url)}\n\n"
             "[store]\n"
             f"data = {_toml_string(self.data_dir)}\n"
         )
+        return text + ("\n[web]\nprivate = true\n" if self.private else "")
 
 
 def _toml_string(value: str) -> str:
@@ -65,6 +67,12 @@ def _resolve_url(root: Path, url: str) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/"):
         return prefix + str((root / url[len(prefix) :]).resolve())
     return url
+
+
+def _boolean(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false, not {value!r}")
+    return value
 
 
 def read_settings(root: Path) -> Settings:
@@ -80,9 +88,10 @@ def read_settings(root: Path) -> Settings:
         settings = Settings(
             database_url=str(raw["catalog"]["url"]),
             data_dir=str(raw.get("store", {}).get("data", DATA_DIR)),
+            private=_boolean(raw.get("web", {}).get("private", False), "web.private"),
         )
-    except (tomllib.TOMLDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
-        raise PortalError(f"unreadable settings: {err}", where=path) from err
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, UnicodeDecodeError, AttributeError) as e:
+        raise PortalError(f"unreadable settings: {e}", where=path) from e
     return settings
 
 

@@ -631,3 +631,90 @@ class ObjectSetting(Base):
     object_name: Mapped[str | None] = mapped_column(String(200))
     radius_a: Mapped[float | None] = mapped_column(Float)
     match_distance_a: Mapped[float | None] = mapped_column(Float)
+
+
+# ----------------------------------------------------------------------------------------------
+# Accounts: who may grade, review and administer (see cryocurate.accounts). Secrets handed to
+# people (session cookies, invite links, API tokens) are stored only as their SHA-256 hashes,
+# so a copy of the catalog does not let anyone log in.
+
+
+class Role(enum.StrEnum):
+    """What a user may do: manage users and campaigns, grade, or review everyone's grades."""
+
+    admin = "admin"
+    labeller = "labeller"
+    reviewer = "reviewer"
+
+
+class User(Base):
+    """A person, identified by a lower-cased email. No password until their invite is used."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(SAEnum(Role, native_enum=False, length=16))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    lab: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    disabled: Mapped[bool] = mapped_column(default=False)
+
+    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lower_case"),)
+
+    sessions: Mapped[list[UserSession]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+    invites: Mapped[list[Invite]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+    api_tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class UserSession(Base):
+    """A logged-in browser: the hash of its cookie's token, with a sliding expiry."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    last_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="sessions")
+
+
+class Invite(Base):
+    """A one-time, expiring link that lets a user set their password."""
+
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+    user: Mapped[User] = relationship(back_populates="invites")
+
+
+class ApiToken(Base):
+    """A named, revocable bearer token a user's scripts send as ``Authorization: Bearer``."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used: Mapped[dt.datetime | None]
+    revoked: Mapped[bool] = mapped_column(default=False)
+
+    user: Mapped[User] = relationship(back_populates="api_tokens")

@@ -8,7 +8,18 @@ from collections.abc import Sequence
 import typer
 
 from cryocurate import __version__
-from cryocurate.cli import console, datasets, demo, extract, ingest, portal, serve, synth, transfer
+from cryocurate.cli import (
+    console,
+    datasets,
+    demo,
+    extract,
+    ingest,
+    portal,
+    serve,
+    synth,
+    transfer,
+    users,
+)
 from cryocurate.errors import CryocurateError
 
 app = typer.Typer(
@@ -45,6 +56,7 @@ serve.register(app)
 demo.register(app)
 transfer.register(app)
 app.add_typer(synth.app, name="synth")
+users.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

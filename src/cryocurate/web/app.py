@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from cryocurate import __version__
 from cryocurate.portal import Portal
 from cryocurate.web.api import router as api_router
+from cryocurate.web.auth import install as install_auth
 from cryocurate.web.files import router as files_router
 from cryocurate.web.pages.browse import router as browse_router
 from cryocurate.web.pages.datasets import router as datasets_router
@@ -29,6 +30,7 @@ def create_app(root: str | os.PathLike[str]) -> FastAPI:
     portal = Portal.open(root)
     app = FastAPI(title="cryocurate portal", version=__version__)
     app.state.portal = portal
+    install_auth(app)  # sessions, API tokens, CSRF, private mode; /login, /admin/users
 
     app.include_router(api_router)
     app.include_router(files_router)
