@@ -362,7 +362,7 @@ def where(ent: Entity, spec: Any, path: str = "") -> ColumnElement[bool]:
                     f"({', '.join(target.fields)}), e.g. {{{key!r}: {{'id': {{'_eq': 1}}}}}}"
                 )
             inner = where(ENTITIES[link.target], value, f"{path}{key}.")
-            clauses.append(link.attribute.any(inner) if link.many else link.attribute.has(inner))
+            clauses.append(_related(link, inner))
         elif key.startswith("_"):
             raise InputError(
                 f"{path or ent.plural}: {key!r} is not a logical operator "
@@ -372,6 +372,23 @@ def where(ent: Entity, spec: Any, path: str = "") -> ColumnElement[bool]:
         else:
             clauses.append(_field_condition(ent.field(key, path), value, path))
     return and_(true(), *clauses)
+
+
+def _related(link: Link, inner: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Rows with a related row matching ``inner``.
+
+    A to-many link is an ``EXISTS``; a many-to-one link on a single foreign key is
+    ``fk IN (SELECT pk … WHERE inner)``, which databases evaluate once instead of once per
+    row: on five million class averages filtered by their run's dataset that is the
+    difference between seconds and milliseconds.
+    """
+    prop = link.attribute.property
+    pairs = prop.local_remote_pairs
+    # A nullable key stays an EXISTS: under _not, "NULL IN (…)" would drop the row.
+    if link.many or len(pairs) != 1 or prop.secondary is not None or pairs[0][0].nullable:
+        return link.attribute.any(inner) if link.many else link.attribute.has(inner)
+    local, remote = pairs[0]
+    return local.in_(select(remote).where(inner))
 
 
 def _field_condition(field: Field, ops: Any, path: str) -> ColumnElement[bool]:
@@ -461,7 +478,11 @@ def order_clauses(ent: Entity, terms: Iterable[Any] | str | None) -> list[Any]:
         if field.kind == "json" or direction not in ("asc", "desc"):
             raise InputError(f"order_by: cannot order by {name!r} {direction!r}")
         column: Any = field.attribute
-        clauses.append((column.asc() if direction == "asc" else column.desc()).nulls_last())
+        term = column.asc() if direction == "asc" else column.desc()
+        # NULLS LAST only where nulls can occur: on PostgreSQL it would keep a NOT NULL column's
+        # index (the primary key's, say) from serving the ORDER BY.
+        nullable = any(c.nullable for c in getattr(column.property, "columns", []))
+        clauses.append(term.nulls_last() if nullable else term)
         seen.add(name)
     if ent.primary_key not in seen:
         clauses.append(ent.fields[ent.primary_key].attribute.asc())
@@ -471,7 +492,7 @@ def order_clauses(ent: Entity, terms: Iterable[Any] | str | None) -> list[Any]:
 # ----------------------------------------------------------------------------------------------
 # The flat, query-string form.
 
-RESERVED_PARAMS = ("limit", "offset", "order_by", "include")
+RESERVED_PARAMS = ("limit", "offset", "order_by", "include", "count")
 _FLAT_OPS = {op[1:] for op in OPERATORS}
 
 
@@ -554,12 +575,14 @@ class Search:
     def count_statement(self) -> Select[Any]:
         return select(func.count()).select_from(self.entity.model).where(self.condition)
 
-    def fetch(self, session: Session, *, count: bool = True) -> tuple[list[dict[str, Any]], int]:
-        """The page's rows as dicts, and the number of all matches (-1 without ``count``)."""
+    def fetch(
+        self, session: Session, *, count: bool = True
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """The page's rows as dicts, and the number of all matches (None without ``count``)."""
         rows = []
         if self.limit != 0:
             rows = [self.entity.to_dict(r._mapping) for r in session.execute(self.statement())]
-        total = int(session.scalar(self.count_statement()) or 0) if count else -1
+        total = int(session.scalar(self.count_statement()) or 0) if count else None
         return rows, total
 
 

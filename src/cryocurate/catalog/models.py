@@ -277,7 +277,7 @@ class ClassAverage(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     class_index: Mapped[int]
-    resolution_a: Mapped[float | None] = mapped_column(Float)
+    resolution_a: Mapped[float | None] = mapped_column(Float, index=True)
     particle_count: Mapped[int] = mapped_column(BigInteger)
     class_fraction: Mapped[float] = mapped_column(Float)
     mean_posterior: Mapped[float | None] = mapped_column(Float)
@@ -523,7 +523,7 @@ class Annotation(Base):
     object_description: Mapped[str | None] = mapped_column(Text)
     object_state: Mapped[str | None] = mapped_column(String(100))
     object_count: Mapped[int | None]
-    confidence_precision: Mapped[float | None] = mapped_column(Float)
+    confidence_precision: Mapped[float | None] = mapped_column(Float, index=True)
     confidence_recall: Mapped[float | None] = mapped_column(Float)
     ground_truth_used: Mapped[str | None] = mapped_column(Text)
     ground_truth_annotation_id: Mapped[int | None] = mapped_column(

@@ -113,6 +113,7 @@ class QueryBody(BaseModel):
     limit: int = PField(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT)
     offset: int = PField(0, ge=0)
     include: list[str] = PField(default_factory=list, description='["runs", "dataset.id"]')
+    count: bool = PField(True, description="false: skip counting all matches (total is null)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,11 +132,12 @@ def _search(
     limit: int,
     offset: int,
     include: list[str],
+    count: bool = True,
 ) -> JSONResponse:
     search = Search.from_spec(ent, where, order_by, limit, offset)
     includes = filters.parse_includes(ent, include)
     with _portal(request).transaction() as session:
-        items, total = search.fetch(session)
+        items, total = search.fetch(session, count=count)
         filters.attach_related(session, items, includes)
     return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
 
@@ -158,7 +160,7 @@ def _describe(ent: Entity) -> str:
 def _add_routes(ent: Entity) -> None:
     row = _row_model(ent)
     page = create_model(
-        f"{ent.name}Page", items=(list[row], ...), total=(int, ...), limit=(int, ...),  # type: ignore[valid-type]
+        f"{ent.name}Page", items=(list[row], ...), total=(int | None, ...), limit=(int, ...),  # type: ignore[valid-type]
         offset=(int, ...),
     )  # fmt: skip
     tag = [ent.plural]
@@ -169,13 +171,23 @@ def _add_routes(ent: Entity) -> None:
         offset: int = Query(0, ge=0),
         order_by: list[str] = Query([], description="e.g. -id,title"),
         include: list[str] = Query([], description="related rows (rel) or ids (rel.id)"),
+        count: bool = Query(
+            True, description="false skips counting all matches (total is null): deep pages"
+        ),
     ) -> JSONResponse:
         where = filters.parse_params(request.query_params.multi_items())
-        return _search(request, ent, where, order_by, limit, offset, include)
+        return _search(request, ent, where, order_by, limit, offset, include, count)
 
     def query_rows(request: Request, body: QueryBody = Body(...)) -> JSONResponse:
         return _search(
-            request, ent, body.where, body.order_by, body.limit, body.offset, body.include
+            request,
+            ent,
+            body.where,
+            body.order_by,
+            body.limit,
+            body.offset,
+            body.include,
+            body.count,
         )
 
     def get_row(

@@ -23,6 +23,7 @@ from cryocurate.web.pages.datasets import router as datasets_router
 from cryocurate.web.pages.depositions import router as depositions_router
 from cryocurate.web.pages.runs import router as runs_router
 from cryocurate.web.pages.viewer import router as viewer_router
+from cryocurate.web.timing import ServerTiming
 
 
 def create_app(root: str | os.PathLike[str]) -> FastAPI:
@@ -31,6 +32,7 @@ def create_app(root: str | os.PathLike[str]) -> FastAPI:
     app = FastAPI(title="cryocurate portal", version=__version__)
     app.state.portal = portal
     install_auth(app)  # sessions, API tokens, CSRF, private mode; /login, /admin/users
+    app.add_middleware(ServerTiming)
 
     app.include_router(api_router)
     app.include_router(files_router)
