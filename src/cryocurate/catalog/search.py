@@ -293,7 +293,10 @@ def browse(session: Session, query: BrowseQuery) -> BrowseResult:
     admitted = {
         name: set(session.scalars(select(m.Dataset.id).where(where(_DATASETS, spec))))
         for name, spec in query.specs().items()
+        if name != "q"
     }
+    if query.q:
+        admitted["q"] = _search_ids(session, summary, search_terms(query.q))
 
     def matching(without: str = "") -> set[int]:
         found = set(summary.dataset_ids)
@@ -320,6 +323,28 @@ def browse(session: Session, query: BrowseQuery) -> BrowseResult:
         all_datasets=len(summary.dataset_ids),
         terms=search_terms(query.q),
     )
+
+
+def _search_ids(session: Session, summary: FacetSummary, terms: Sequence[str]) -> set[int]:
+    """Datasets matching every term, as :func:`_term_spec` defines it, but faster: a term is
+    matched against the few distinct object names in the summary, not the annotations."""
+    found: set[int] | None = None
+    for term in terms:
+        contains = {"_contains": term}
+        spec = {
+            "_or": [
+                {"title": contains},
+                {"description": contains},
+                {"authors": {"name": contains}},
+            ]
+        }
+        ids = set(session.scalars(select(m.Dataset.id).where(where(_DATASETS, spec))))
+        needle = term.lower()
+        for name, datasets in summary.values["object"].items():
+            if needle in name.lower():
+                ids |= datasets
+        found = ids if found is None else found & ids
+    return found or set()
 
 
 def dataset_rows(session: Session, ids: Sequence[int]) -> list[DatasetRow]:
@@ -422,7 +447,8 @@ KIND_LABELS = {"class2d": "2D classification", "tomography": "Tomography"}
 class FacetSummary:
     """Which datasets have which facet values: facet → value → dataset ids. Small (a few
     thousand datasets × a few dozen values) and built by 5 queries, so it is kept per engine
-    and rebuilt when the catalog's row counts change or after :data:`SUMMARY_TTL_S`."""
+    and rebuilt when the catalog's row counts change, or in the background after
+    :data:`SUMMARY_TTL_S`."""
 
     dataset_ids: frozenset[int]
     values: dict[str, dict[str, set[int]]]
@@ -445,21 +471,43 @@ def _fingerprint(session: Session) -> tuple[Any, ...]:
 
 
 def facet_summary(session: Session) -> FacetSummary:
-    """The catalog's facet summary (cached; see :class:`FacetSummary`)."""
-    key = id(session.get_bind())
+    """The catalog's facet summary (cached; see :class:`FacetSummary`).
+
+    Rows added or removed change the fingerprint and rebuild it at once, so new data shows
+    in the counts immediately. Older than :data:`SUMMARY_TTL_S` with the same fingerprint
+    (edits that change values but no counts), it is still served while a background thread
+    rebuilds it: no visitor waits for the periodic refresh.
+    """
+    engine = session.get_bind()
+    key = id(engine)
     fingerprint = _fingerprint(session)
     with _SUMMARY_LOCK:
         cached = _SUMMARIES.get(key)
-        if (
-            cached is not None
-            and cached.fingerprint == fingerprint
-            and time.monotonic() - cached.built < SUMMARY_TTL_S
-        ):
+        if cached is not None and cached.fingerprint == fingerprint:
+            if time.monotonic() - cached.built >= SUMMARY_TTL_S and key not in _REFRESHING:
+                _REFRESHING.add(key)
+                threading.Thread(
+                    target=_refresh, args=(engine, key), daemon=True, name="facet-refresh"
+                ).start()
             return cached
     summary = _build_summary(session, fingerprint)
     with _SUMMARY_LOCK:
         _SUMMARIES[key] = summary
     return summary
+
+
+_REFRESHING: set[int] = set()
+
+
+def _refresh(engine: Any, key: int) -> None:
+    try:
+        with Session(engine) as session:
+            summary = _build_summary(session, _fingerprint(session))
+        with _SUMMARY_LOCK:
+            _SUMMARIES[key] = summary
+    finally:
+        with _SUMMARY_LOCK:
+            _REFRESHING.discard(key)
 
 
 FACETS = (

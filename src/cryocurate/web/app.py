@@ -7,6 +7,7 @@ apart. Files of the data tree are served as they are stored, under ``/data/``.
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -49,4 +50,8 @@ def create_app(root: str | os.PathLike[str]) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory``: the root comes from ``CRYOCURATE_ROOT``."""
-    return create_app(os.environ["CRYOCURATE_ROOT"])
+    app = create_app(os.environ["CRYOCURATE_ROOT"])
+    # The app's start-up objects (modules, models, templates) live as long as the process:
+    # leaving them out of the collector's full passes turns ~100 ms pauses into ~1 ms ones.
+    gc.freeze()
+    return app
