@@ -1,0 +1,175 @@
+"""Benchmark: how long a 2 GB tomogram takes to open in View Tomogram.
+
+A 1024×1024×512 float32 tomogram (2 GiB) with a few dense particles is written once, in
+slabs, and ingested with `cryocurate ingest run` into a portal root cached under
+`benchmarks/_data/viewer-2gb/`. A server (`cryocurate serve`, one worker) is started fresh,
+then headless Debian Chromium opens `/runs/<id>/view` several times; each time is measured
+from navigation start to the first slice drawn (the viewer's canvas gets `data-ready`).
+The first open pays for loading the level the viewer opens on into the server; later opens
+are what a second visitor sees. Baseline, side by side: the same browser opening a static
+file of the server (`/static/viewer.js`), i.e. the cost of a page load itself.
+
+Usage: python benchmarks/viewer_open.py [--opens 5] [--write benchmarks/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import psutil
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data" / "viewer-2gb"
+SHAPE_ZYX = (512, 1024, 1024)
+CHROMIUM = os.environ.get("CRYOCURATE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]  # fmt: skip
+
+
+def cli(*argv: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "cryocurate", *argv], check=True,
+                         capture_output=True, text=True)  # fmt: skip
+    return out.stdout
+
+
+def write_tomogram(path: Path) -> None:
+    nz, ny, nx = SHAPE_ZYX
+    rng = np.random.default_rng(0)
+    with mrcfile.new_mmap(path, shape=SHAPE_ZYX, mrc_mode=2, overwrite=True) as m:
+        m.voxel_size = 10.0
+        yy, xx = np.mgrid[:ny, :nx]
+        centres = rng.uniform(64, 960, size=(60, 2))
+        blob = np.zeros((ny, nx), np.float32)
+        for cy, cx in centres:
+            blob += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 200.0).astype(np.float32)
+        for z0 in range(0, nz, 32):
+            slab = rng.normal(0, 0.3, (32, ny, nx)).astype(np.float32)
+            slab += blob * np.float32(np.sin(np.pi * (z0 + 16) / nz))
+            m.data[z0 : z0 + 32] = slab
+
+
+def prepare() -> tuple[Path, int]:
+    root = DATA / "portal"
+    marker = DATA / "run_id"
+    if marker.exists() and root.exists():
+        return root, int(marker.read_text())
+    DATA.mkdir(parents=True, exist_ok=True)
+    tomo = DATA / "TS_2GB.mrc"
+    print("  writing a 2 GiB tomogram …", file=sys.stderr, flush=True)
+    write_tomogram(tomo)
+    cli("init", str(root))
+    cli("dataset", "create", str(root), "--title", "Viewer benchmark")
+    print("  ingesting it (pyramid, key photos) …", file=sys.stderr, flush=True)
+    out = cli("ingest", "run", str(root), "--dataset", "10000", str(tomo))
+    run_id = int(out.split("Run ", 1)[1].split(" ", 1)[0])
+    tomo.unlink()  # the portal keeps its own copy
+    marker.write_text(str(run_id))
+    return root, run_id
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cryocurate", "serve", str(root), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+def measure(base: str, run_id: int, opens: int) -> dict[str, list[float]]:
+    from playwright.sync_api import sync_playwright
+
+    out: dict[str, list[float]] = {"viewer": [], "static": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for _ in range(opens):
+            for what, url in (("static", f"{base}/static/viewer.js"),
+                              ("viewer", f"{base}/runs/{run_id}/view")):  # fmt: skip
+                page = browser.new_page()
+                start = time.perf_counter()
+                page.goto(url)
+                if what == "viewer":
+                    page.wait_for_selector('canvas[data-ready="1"]', timeout=60_000)
+                out[what].append((time.perf_counter() - start) * 1e3)
+                page.close()
+        browser.close()
+    return out
+
+
+def machine() -> str:
+    mem = psutil.virtual_memory().total / 2**30
+    return f"{os.cpu_count()} cores ({platform.machine()}), {mem:.0f} GiB RAM"
+
+
+def write_results(path: Path, text: str) -> None:
+    start, end = "<!-- viewer-open:start -->", "<!-- viewer-open:end -->"
+    block = f"{start}\n{text}\n{end}"
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    if start in old and end in old:
+        new = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
+    else:
+        new = old.rstrip() + "\n\n" + block + "\n"
+    path.write_text(new)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--opens", type=int, default=5)
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args()
+    root, run_id = prepare()
+    server, base = start_server(root)
+    try:
+        t = measure(base, run_id, args.opens)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    v, s = t["viewer"], t["static"]
+    rows = [
+        "| open | ms |",
+        "|---|---:|",
+        f"| first open (the server loads the level the viewer opens on) | {v[0]:.0f} |",
+        f"| later opens, median of {len(v) - 1} | {statistics.median(v[1:]):.0f} |",
+        f"| later opens, max | {max(v[1:]):.0f} |",
+        f"| baseline: a static file in the same browser, median | {statistics.median(s):.0f} |",
+    ]
+    nz, ny, nx = SHAPE_ZYX
+    text = (
+        f"## viewer open ({time.strftime('%Y-%m-%d')}, {machine()}, Python "
+        f"{platform.python_version()})\n\n"
+        f"View Tomogram on a {nx}×{ny}×{nz} float32 tomogram "
+        f"({nx * ny * nz * 4 / 2**30:.0f} GiB), headless Chromium, from navigation start to "
+        "the first slice drawn. Target: under a second.\n\n" + "\n".join(rows)
+    )
+    print(text)
+    if args.write:
+        write_results(args.write, text)
+
+
+if __name__ == "__main__":
+    main()
