@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -40,6 +38,7 @@ import psutil
 
 from cryocurate.ingest.discover import find_job
 from cryocurate.synth import synth_cryosparc
+from results import machine, write_section
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data"
@@ -188,23 +187,6 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    mem = psutil.virtual_memory().total / 2**30
-    cpu = platform.processor() or platform.machine()
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
-
-
-def write_results(path: Path, text: str) -> None:
-    start, end = "<!-- extract:start -->", "<!-- extract:end -->"
-    block = f"{start}\n{text}\n{end}"
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    if start in old and end in old:
-        new = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    path.write_text(new)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
@@ -222,7 +204,7 @@ def main() -> None:
     )
     print(text)
     if args.write:
-        write_results(args.write, text)
+        write_section(args.write, "extract", text)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,6 @@ import concurrent.futures
 import contextlib
 import math
 import os
-import platform
 import re
 import shutil
 import socket
@@ -80,13 +79,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from catalog_fixture import Fixture, ensure_portal
 from cryocurate.portal import Portal
+from results import machine, write_section
 
 PAGE_TARGET_MS = 100.0
 SLICE_TARGET_MS = 50.0
 PER_PAGE = 25  # the Browse page's default page size
 PREFETCH = 8  # slices each side that the viewer fetches after showing one
 BROWSER_CONNECTIONS = 6  # a browser's HTTP/1.1 connections per host
-SECTION = ("<!-- pages:start -->", "<!-- pages:end -->")
 
 
 # ── the server ──────────────────────────────────────────────────────────────────────────────
@@ -1029,12 +1028,6 @@ def explain_table(rows: list[Breakdown]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    mem = psutil.virtual_memory().total / 2**30
-    cpu = platform.processor() or platform.machine()
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
-
-
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -1203,19 +1196,9 @@ def report(run: Run) -> str:
 
 
 def write_results(path: Path, text: str) -> None:
-    """Put ``text`` between the pages markers of RESULTS.md (added at the end if missing)."""
-    start, end = SECTION
-    body = (
-        "## pages\n\nRun with `python benchmarks/pages.py --write benchmarks/RESULTS.md`.\n\n"
-        + text
-    )
-    block = f"{start}\n{body}\n{end}"
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    if start in old and end in old:
-        new = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    path.write_text(new)
+    """Put ``text`` into the pages section of RESULTS.md."""
+    header = "## pages\n\nRun with `python benchmarks/pages.py --write benchmarks/RESULTS.md`.\n\n"
+    write_section(path, "pages", header + text)
 
 
 def bench(run: Run, args: argparse.Namespace) -> None:

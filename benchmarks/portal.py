@@ -41,7 +41,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -65,6 +64,7 @@ from catalog_fixture import Fixture, backend_name, ensure_portal
 from cryocurate.portal import Portal
 from cryocurate.transfer.download import Listing, list_entity
 from cryocurate.web.files import zip_stream
+from results import machine, read_section, write_section
 
 TARGET_MS = 50.0
 TARGET_RSS_MB = 100.0
@@ -597,12 +597,6 @@ def download_table(results: list[DownloadResult]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    mem = psutil.virtual_memory().total / 2**30
-    cpu = platform.processor() or platform.machine()
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
-
-
 def load_average() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -670,12 +664,10 @@ def report(
 
 def write_results(path: Path, backend: str, text: str) -> None:
     """Put ``text`` into this backend's block inside the portal section of RESULTS.md."""
-    start, end = "<!-- portal:start -->", "<!-- portal:end -->"
+    section = read_section(path, "portal")
+    if section is None:
+        section = "## portal\n\nRun with `python benchmarks/portal.py [--database URL]`."
     sub_start, sub_end = f"<!-- portal-{backend}:start -->", f"<!-- portal-{backend}:end -->"
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = "## portal\n\nRun with `python benchmarks/portal.py [--database URL]`.\n"
-    if start in old and end in old:
-        section = old[old.index(start) + len(start) : old.index(end)].strip("\n") + "\n"
     block = f"{sub_start}\n{text}\n{sub_end}"
     if sub_start in section and sub_end in section:
         section = (
@@ -684,13 +676,8 @@ def write_results(path: Path, backend: str, text: str) -> None:
             + section[section.index(sub_end) + len(sub_end) :]
         )
     else:
-        section = section.rstrip() + "\n\n" + block + "\n"
-    full = f"{start}\n{section.rstrip()}\n{end}"
-    if start in old and end in old:
-        new = old[: old.index(start)] + full + old[old.index(end) + len(end) :]
-    else:
-        new = old.rstrip() + "\n\n" + full + "\n"
-    path.write_text(new)
+        section = section.rstrip() + "\n\n" + block
+    write_section(path, "portal", section.rstrip())
 
 
 def main() -> None:

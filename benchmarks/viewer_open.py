@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -26,7 +25,8 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
-import psutil
+
+from results import machine, write_section
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data" / "viewer-2gb"
@@ -121,22 +121,6 @@ def measure(base: str, run_id: int, opens: int) -> dict[str, list[float]]:
     return out
 
 
-def machine() -> str:
-    mem = psutil.virtual_memory().total / 2**30
-    return f"{os.cpu_count()} cores ({platform.machine()}), {mem:.0f} GiB RAM"
-
-
-def write_results(path: Path, text: str) -> None:
-    start, end = "<!-- viewer-open:start -->", "<!-- viewer-open:end -->"
-    block = f"{start}\n{text}\n{end}"
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    if start in old and end in old:
-        new = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    path.write_text(new)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--opens", type=int, default=5)
@@ -160,15 +144,14 @@ def main() -> None:
     ]
     nz, ny, nx = SHAPE_ZYX
     text = (
-        f"## viewer open ({time.strftime('%Y-%m-%d')}, {machine()}, Python "
-        f"{platform.python_version()})\n\n"
+        f"## viewer open ({time.strftime('%Y-%m-%d')}, {machine()})\n\n"
         f"View Tomogram on a {nx}×{ny}×{nz} float32 tomogram "
         f"({nx * ny * nz * 4 / 2**30:.0f} GiB), headless Chromium, from navigation start to "
         "the first slice drawn. Target: under a second.\n\n" + "\n".join(rows)
     )
     print(text)
     if args.write:
-        write_results(args.write, text)
+        write_section(args.write, "viewer-open", text)
 
 
 if __name__ == "__main__":
