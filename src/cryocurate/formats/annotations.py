@@ -41,7 +41,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from cryocurate.atomic import write_text
-from cryocurate.errors import FormatError, InputError, MissingFileError
+from cryocurate.errors import FormatError, InputError
+from cryocurate.formats.inputs import check_readable
 from cryocurate.formats.star import find_loop, read_blocks, read_loop_columns
 
 PointKind = Literal["point", "orientedPoint", "instancePoint"]
@@ -161,15 +162,6 @@ class Points:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_readable(path: Path) -> None:
-    if not path.is_file():
-        raise MissingFileError(
-            "file not found" if not path.exists() else "is not a file", where=path
-        )
-    if not os.access(path, os.R_OK):
-        raise MissingFileError("cannot be read (permission denied)", where=path)
-
-
 def _positive(value: float, name: str) -> float:
     try:
         value = float(value)
@@ -185,7 +177,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _read_text_lines(path: Path) -> list[str]:
-    _check_readable(path)
+    check_readable(path)
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
@@ -626,7 +618,7 @@ def read_copick(
     """
     path = Path(path)
     voxel_spacing_a = _positive(voxel_spacing_a, "voxel_spacing_a")
-    _check_readable(path)
+    check_readable(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
@@ -828,7 +820,7 @@ def detect_format(path: PathLike) -> FileFormat:
     ``{`` → JSON as above, numbers or a header → CSV.
     """
     path = Path(path)
-    _check_readable(path)
+    check_readable(path)
     suffix = path.suffix.lower()
     if suffix in _SUFFIXES:
         return _SUFFIXES[suffix]

@@ -66,7 +66,7 @@ import zarr.errors
 import zarr.storage
 from numpy.typing import DTypeLike
 
-from cryocurate.atomic import _UMASK, TMP_PREFIX, fsync_dir
+from cryocurate.atomic import _UMASK, TMP_PREFIX, fsync_dir, fsync_tree
 from cryocurate.errors import ConflictError, FormatError, MissingFileError
 from cryocurate.formats.mrc import HEADER_BYTES, _check_header
 
@@ -606,17 +606,6 @@ def _is_replaceable(path: Path) -> bool:
     return not names or bool(names & {".zgroup", ".zattrs", ".zarray", "zarr.json"})
 
 
-def _sync_tree(folder: Path) -> None:
-    for dirpath, _dirs, names in os.walk(folder):
-        for name in names:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(dirpath))
-
-
 @contextlib.contextmanager
 def _staged_folder(target: Path, *, durable: bool) -> Iterator[Path]:
     """Yield an empty temporary folder next to ``target``; rename it over ``target`` on success.
@@ -633,7 +622,7 @@ def _staged_folder(target: Path, *, durable: bool) -> Iterator[Path]:
     try:
         yield tmp
         if durable:
-            _sync_tree(tmp)
+            fsync_tree(tmp)
         old: Path | None = None
         if target.exists():
             old = target.with_name(f"{TMP_PREFIX}{target.name}-old-{uuid.uuid4().hex[:8]}")

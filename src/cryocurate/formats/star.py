@@ -18,19 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from cryocurate.errors import FormatError, MissingFileError
+from cryocurate.errors import FormatError
+from cryocurate.formats.inputs import check_readable
 
 _COLUMN = re.compile(rb"^\s*_(\S+)")
 _NAN_WORDS = ["nan", "-nan", "+nan"]
-
-
-def _check_readable(path: Path) -> None:
-    if not path.is_file():
-        raise MissingFileError(
-            "file not found" if not path.exists() else "is not a file", where=path
-        )
-    if not os.access(path, os.R_OK):
-        raise MissingFileError("cannot be read (permission denied)", where=path)
 
 
 def read_blocks(
@@ -44,7 +36,7 @@ def read_blocks(
     import starfile  # pandas underneath: imported only when a STAR file is read
 
     path = Path(path)
-    _check_readable(path)
+    check_readable(path)
     try:
         blocks = starfile.read(
             path, read_n_blocks=n_blocks, always_dict=True, parse_as_string=list(strings)
@@ -72,7 +64,7 @@ def find_loop(path: str | os.PathLike[str], blocks: Sequence[str]) -> LoopHeader
     one call copes with RELION 3.1+ (``data_particles``) and 3.0 (a bare ``data_``).
     """
     path = Path(path)
-    _check_readable(path)
+    check_readable(path)
     wanted = {b.encode() for b in blocks}
     with open(path, "rb") as fh:
         current: bytes | None = None
