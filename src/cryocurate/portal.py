@@ -108,6 +108,10 @@ class Portal:
     def data_dir(self) -> Path:
         return self.root / self.settings.data_dir
 
+    def tree_path(self, path: Path) -> str:
+        """``path`` as the catalog records files: relative to the data tree, with ``/``."""
+        return path.relative_to(self.data_dir).as_posix()
+
     @property
     def database_url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)

@@ -412,7 +412,7 @@ def ingest_annotation(
             session.add(annotation)
             session.flush()
             stem = layout.annotation_stem(annotation.id, spec.object_name, spec.version)
-            annotation.metadata_path = _rel(portal, target.annotations_dir / f"{stem}.json")
+            annotation.metadata_path = portal.tree_path(target.annotations_dir / f"{stem}.json")
             shape = AnnotationShape(annotation=annotation, shape_type=shape_type)
             target.annotations_dir.mkdir(parents=True, exist_ok=True)
             for src, tail, kind in staged:
@@ -421,7 +421,7 @@ def ingest_annotation(
                     AnnotationFile(
                         tomogram_voxel_spacing=spacing,
                         format=kind,
-                        path=_rel(portal, final),
+                        path=portal.tree_path(final),
                         file_size=_size(src),
                         is_visualization_default=kind != "zarr",
                     )
@@ -438,7 +438,7 @@ def ingest_annotation(
                 annotation_id=annotation.id,
                 shape_type=shape_type.value,
                 object_count=object_count,
-                files=[_rel(portal, p) for p in placed],
+                files=[portal.tree_path(p) for p in placed],
                 precision=annotation.confidence_precision,
                 recall=annotation.confidence_recall,
                 rule=annotation.confidence_rule,
@@ -461,10 +461,6 @@ def _object_count(points: fmt.Points) -> int:
     if points.instance_ids is not None:
         return len(np.unique(points.instance_ids))
     return len(points.xyz)
-
-
-def _rel(portal: Portal, path: Path) -> str:
-    return path.relative_to(portal.data_dir).as_posix()
 
 
 def _size(path: Path) -> int:

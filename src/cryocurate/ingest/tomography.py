@@ -276,10 +276,6 @@ def ingest_run(
         tree.discard(staging)
 
 
-def _rel(portal: Portal, path: Path) -> str:
-    return path.relative_to(portal.data_dir).as_posix()
-
-
 def _commit(
     portal: Portal,
     dataset_id: int,
@@ -319,12 +315,14 @@ def _commit(
                 ctf_corrected=fields.ctf_corrected,
                 is_author_submitted=True,
                 is_visualization_default=True,
-                mrc_file=_rel(portal, mrc),
-                omezarr_dir=_rel(portal, zarr_dir),
+                mrc_file=portal.tree_path(mrc),
+                omezarr_dir=portal.tree_path(zarr_dir),
                 file_size_mrc=os.path.getsize(files.tomogram),
-                key_photo_url=_rel(portal, vs_dir / layout.KEY_PHOTOS / layout.KEY_PHOTO_SNAPSHOT),
-                key_photo_thumbnail_url=_rel(
-                    portal, vs_dir / layout.KEY_PHOTOS / layout.KEY_PHOTO_THUMBNAIL
+                key_photo_url=portal.tree_path(
+                    vs_dir / layout.KEY_PHOTOS / layout.KEY_PHOTO_SNAPSHOT
+                ),
+                key_photo_thumbnail_url=portal.tree_path(
+                    vs_dir / layout.KEY_PHOTOS / layout.KEY_PHOTO_THUMBNAIL
                 ),
                 **info.scale_dimensions(),
             )
@@ -349,7 +347,7 @@ def _commit(
                 voxel_spacing=vs,
                 size_xyz=size_xyz,
                 tilt_series_id=ts.id if ts else None,
-                files=sorted(_rel(portal, p) for p in run_dir.rglob("*") if p.is_file())[:50],
+                files=sorted(portal.tree_path(p) for p in run_dir.rglob("*") if p.is_file())[:50],
             )
     except BaseException:
         if swap is not None:
@@ -377,8 +375,8 @@ def _tilt_series(
         step = float(np.median(np.abs(np.diff(np.sort(angles)))))
     return TiltSeries(
         run=run,
-        mrc_file=_rel(portal, ts_dir / f"{name}.mrc"),
-        angle_list=_rel(portal, ts_dir / f"{name}.rawtlt") if angles is not None else None,
+        mrc_file=portal.tree_path(ts_dir / f"{name}.mrc"),
+        angle_list=portal.tree_path(ts_dir / f"{name}.rawtlt") if angles is not None else None,
         acceleration_voltage=a.acceleration_voltage,
         spherical_aberration_constant=a.spherical_aberration_constant,
         microscope_manufacturer=a.microscope_manufacturer,
