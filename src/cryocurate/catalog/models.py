@@ -31,6 +31,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     MetaData,
     String,
@@ -718,3 +719,226 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(default=False)
 
     user: Mapped[User] = relationship(back_populates="api_tokens")
+
+
+# ----------------------------------------------------------------------------------------------
+# Grading (see cryocurate.grading): campaigns of labellers grading items on a scale. A campaign
+# does not own the data it grades: its items point at class averages or tilt series, and its
+# grades become manual annotations of their runs (one per labeller per run).
+
+
+class GradeScale(enum.StrEnum):
+    """A–F for class averages (A = 1 … F = 5, Magellon's numbering), or the seed's tilt-series
+    quality 1–5 (5 = excellent)."""
+
+    letters = "letters"
+    tilt_series = "tilt_series"
+
+
+class ItemKind(enum.StrEnum):
+    class_average = "class_average"
+    tiltseries = "tiltseries"
+
+
+class Campaign(Base):
+    """The grading work: which runs, which scale, who grades, how many grades an item needs.
+
+    ``levels`` holds the scale as the labellers see it: ``[{"value", "key", "name",
+    "description"}]``, descriptions editable by admins. ``grades_per_item`` None means every
+    labeller grades every item (the seed's rule). ``repeat_share`` of each labeller's items are
+    shown a second time, unannounced, to measure consistency.
+    """
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    item_kind: Mapped[ItemKind] = mapped_column(SAEnum(ItemKind, native_enum=False, length=24))
+    scale: Mapped[GradeScale] = mapped_column(SAEnum(GradeScale, native_enum=False, length=24))
+    levels: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    grades_per_item: Mapped[int | None]
+    repeat_share: Mapped[float] = mapped_column(Float, default=0.05)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    closed: Mapped[bool] = mapped_column(default=False)
+
+    runs: Mapped[list[CampaignRun]] = relationship(
+        back_populates="campaign", cascade="all, delete-orphan", passive_deletes=True
+    )
+    labellers: Mapped[list[CampaignLabeller]] = relationship(
+        back_populates="campaign", cascade="all, delete-orphan", passive_deletes=True
+    )
+    rubric_examples: Mapped[list[RubricExample]] = relationship(
+        back_populates="campaign",
+        order_by="RubricExample.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class CampaignRun(Base):
+    __tablename__ = "campaign_runs"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+    campaign: Mapped[Campaign] = relationship(back_populates="runs")
+    run: Mapped[Run] = relationship()
+
+
+class CampaignLabeller(Base):
+    __tablename__ = "campaign_labellers"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    added_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="labellers")
+    user: Mapped[User] = relationship()
+
+
+class CampaignItem(Base):
+    """One thing to grade: a class average or a tilt series, with the job fingerprint it had
+    when the campaign took it (a re-extracted job's grades can then be flagged)."""
+
+    __tablename__ = "campaign_items"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "class_average_id", name="uq_campaign_items_class_average"),
+        UniqueConstraint("campaign_id", "tiltseries_id", name="uq_campaign_items_tiltseries"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    class_average_id: Mapped[int | None] = mapped_column(
+        ForeignKey("class_averages.id", ondelete="CASCADE"), index=True
+    )
+    tiltseries_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tiltseries.id", ondelete="CASCADE"), index=True
+    )
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+
+    class_average: Mapped[ClassAverage | None] = relationship()
+    tiltseries: Mapped[TiltSeries | None] = relationship()
+    run: Mapped[Run] = relationship()
+
+
+class QueueEntry(Base):
+    """A labeller's own order of the campaign's items (shuffled with a seed of theirs), with the
+    unannounced repeats placed later. Stored, so resuming is a query and no one's order changes
+    when runs are added."""
+
+    __tablename__ = "campaign_queue"
+    __table_args__ = (Index("ix_campaign_queue_user_item", "campaign_id", "user_id", "item_id"),)
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    item_id: Mapped[int] = mapped_column(ForeignKey("campaign_items.id", ondelete="CASCADE"))
+    repeat: Mapped[bool] = mapped_column(default=False)
+    skipped_at: Mapped[dt.datetime | None]
+
+
+class Grade(Base):
+    """A labeller's current grade of an item (``repeat``: their second, unannounced look).
+
+    ``given_at`` is the browser's clock when the key was pressed: a late retry of an older
+    change never overwrites a newer one. Every change is also in :class:`GradeEvent`.
+    """
+
+    __tablename__ = "grades"
+    __table_args__ = (
+        UniqueConstraint("item_id", "user_id", "repeat"),
+        Index("ix_grades_campaign_user", "campaign_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("campaign_items.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    repeat: Mapped[bool] = mapped_column(default=False)
+    value: Mapped[int]
+    given_at: Mapped[dt.datetime]
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    seconds_on_item: Mapped[float | None] = mapped_column(Float)
+    request_id: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+
+    item: Mapped[CampaignItem] = relationship()
+    user: Mapped[User] = relationship()
+
+
+class GradeEvent(Base):
+    """Every grade or skip as it arrived, once per browser-made ``request_id``: the history,
+    and what makes a retried request harmless. ``value`` None is a skip."""
+
+    __tablename__ = "grade_events"
+    __table_args__ = (Index("ix_grade_events_item_user", "item_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("campaign_items.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    repeat: Mapped[bool] = mapped_column(default=False)
+    value: Mapped[int | None]
+    given_at: Mapped[dt.datetime]
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    seconds_on_item: Mapped[float | None] = mapped_column(Float)
+
+
+class RubricExample(Base):
+    """An example image for one level of a campaign's scale: a class average or a tilt series
+    of the portal, with a caption saying why it earns that grade."""
+
+    __tablename__ = "rubric_examples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    value: Mapped[int]
+    class_average_id: Mapped[int | None] = mapped_column(
+        ForeignKey("class_averages.id", ondelete="CASCADE")
+    )
+    tiltseries_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tiltseries.id", ondelete="CASCADE")
+    )
+    caption: Mapped[str | None] = mapped_column(Text)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="rubric_examples")
+    class_average: Mapped[ClassAverage | None] = relationship()
+    tiltseries: Mapped[TiltSeries | None] = relationship()
+
+
+class GradeAnnotation(Base):
+    """Which portal annotation holds whose grades: one per labeller per run per campaign
+    (``user_id`` None: the campaign's consensus for that run)."""
+
+    __tablename__ = "grade_annotations"
+    __table_args__ = (UniqueConstraint("campaign_id", "run_id", "user_id"),)
+
+    annotation_id: Mapped[int] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), primary_key=True
+    )
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+
+    annotation: Mapped[Annotation] = relationship()
+    campaign: Mapped[Campaign] = relationship()
+    user: Mapped[User | None] = relationship()
