@@ -103,6 +103,24 @@ def window(
     image, the metadata (hidden by default on the page), and the labeller's current grade of
     that look. Retired items are left out."""
     limit = max(1, min(limit, MAX_WINDOW))
+    query = _entries(campaign, user).where(QueueEntry.position >= start)
+    return _rows(session, campaign, query.order_by(QueueEntry.position).limit(limit))
+
+
+def run_items(
+    session: Session, campaign: Campaign, user: User, run_id: int
+) -> list[dict[str, Any]]:
+    """A labeller's first looks at one run's items, in class order: the grid mode's page,
+    where a labeller sees a whole job at once as in cryoSPARC's Select 2D."""
+    query = _entries(campaign, user).where(
+        CampaignItem.run_id == run_id, QueueEntry.repeat.is_(False)
+    )
+    return _rows(
+        session, campaign, query.order_by(ClassAverage.class_index, CampaignItem.tiltseries_id)
+    )
+
+
+def _entries(campaign: Campaign, user: User) -> Any:
     photo = (
         sa.select(
             sa.func.min(sa.func.coalesce(Tomogram.key_photo_url, Tomogram.key_photo_thumbnail_url))
@@ -131,9 +149,7 @@ def window(
         .outerjoin(ClassAverage, ClassAverage.id == CampaignItem.class_average_id)
         .outerjoin(TiltSeries, TiltSeries.id == CampaignItem.tiltseries_id)
         .outerjoin(Grade, _own_grade())
-        .where(_mine(campaign, user), QueueEntry.position >= start)
-        .order_by(QueueEntry.position)
-        .limit(limit)
+        .where(_mine(campaign, user))
     )
     if campaign.grades_per_item is not None:
         query = query.where(
@@ -143,6 +159,10 @@ def window(
                 _others_graded(campaign, user) < campaign.grades_per_item,
             )
         )
+    return query
+
+
+def _rows(session: Session, campaign: Campaign, query: Any) -> list[dict[str, Any]]:
     rows = []
     for (
         position,

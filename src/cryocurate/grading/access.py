@@ -1,0 +1,39 @@
+"""Who may see and change what in grading, in one place for the web app and the API.
+
+* A labeller sees the campaigns they grade in, and only their own grades.
+* A reviewer sees every campaign and everyone's grades (to settle disagreements).
+* An admin sees everything and manages campaigns.
+* Nobody changes anyone else's grades: a grade is always recorded for the user who sends it.
+
+Refusals of things a user may not even know about are "not found", so ids do not leak.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from cryocurate.catalog.models import Campaign, Role, User
+from cryocurate.errors import NotFoundError
+from cryocurate.grading.campaigns import get_campaign, is_labeller
+
+
+class ForbiddenError(NotFoundError):
+    """A user asked for something they may not see (shown as 403 by the web layer)."""
+
+
+def sees_all(user: User) -> bool:
+    return user.role in (Role.admin, Role.reviewer)
+
+
+def visible_campaign(session: Session, campaign_id: int, user: User) -> Campaign:
+    """The campaign if ``user`` may see it, else NotFoundError (as if it did not exist)."""
+    campaign = get_campaign(session, campaign_id)
+    if not sees_all(user) and not is_labeller(session, campaign, user):
+        raise NotFoundError(f"no campaign with id {campaign_id}")
+    return campaign
+
+
+def check_grades_of(user: User, labeller: User) -> None:
+    """Refuse a labeller reading someone else's grades."""
+    if labeller.id != user.id and not sees_all(user):
+        raise ForbiddenError("labellers see only their own grades")

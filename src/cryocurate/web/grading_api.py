@@ -1,0 +1,288 @@
+"""The grading JSON API under ``/api/v1/campaigns``: what the grading page and scripts use.
+
+Every route needs a logged-in user (session cookie, or ``Authorization: Bearer`` token); the
+auth middleware has already refused state-changing session requests without the CSRF token.
+Views are thin over :mod:`cryocurate.grading`; who sees what is
+:mod:`cryocurate.grading.access`. Grades are posted in batches (the page's outbox), each
+recorded in its own transaction so one bad grade never holds back the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from cryocurate import accounts, grading
+from cryocurate.catalog.models import Campaign, User
+from cryocurate.errors import ConflictError, CryocurateError, NotFoundError
+from cryocurate.grading import access
+from cryocurate.grading.progress import campaign_progress, my_progress
+from cryocurate.grading.queue import positions, run_items
+from cryocurate.portal import Portal
+from cryocurate.store import layout
+from cryocurate.web.auth import require_user
+from cryocurate.web.pages.render import jsonable
+
+router = APIRouter(prefix="/api/v1/campaigns", tags=["grading"])
+MAX_BATCH = 100
+
+
+class GradeIn(BaseModel):
+    """One keypress from the page's outbox (``grade`` null is a skip)."""
+
+    request_id: str = Field(min_length=8, max_length=64)
+    item_id: int
+    grade: str | int | None = None
+    repeat: bool = False
+    given_at: dt.datetime | None = None
+    seconds_on_item: float | None = None
+
+
+class GradesIn(BaseModel):
+    grades: list[GradeIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+def _portal(request: Request) -> Portal:
+    return request.app.state.portal  # type: ignore[no-any-return]
+
+
+def _error(err: CryocurateError) -> JSONResponse:
+    status = 400
+    if isinstance(err, access.ForbiddenError):
+        status = 403
+    elif isinstance(err, NotFoundError):
+        status = 404
+    elif isinstance(err, ConflictError):
+        status = 409
+    return JSONResponse({"ok": False, "error": str(err), "status": status}, status)
+
+
+def _ok(body: Any) -> JSONResponse:
+    return JSONResponse(jsonable(body))
+
+
+def _summary(session: Any, campaign: Campaign, user: User) -> dict[str, Any]:
+    labeller = grading.is_labeller(session, campaign, user)
+    mine = my_progress(session, campaign, user) if labeller else None
+    return {
+        "id": campaign.id,
+        "name": campaign.name,
+        "description": campaign.description,
+        "scale": campaign.scale,
+        "item_kind": campaign.item_kind,
+        "closed": campaign.closed,
+        "is_labeller": labeller,
+        "my_progress": {"done": mine["done"], "total": mine["total"]} if mine else None,
+    }
+
+
+@router.get("")
+def list_campaigns(request: Request, user: User = Depends(require_user)) -> Response:
+    """Campaigns the user grades in (reviewers and admins: all), with their own progress."""
+    with _portal(request).transaction() as session:
+        campaigns = grading.list_campaigns(session, None if access.sees_all(user) else user)
+        return _ok({"campaigns": [_summary(session, c, user) for c in campaigns]})
+
+
+def _rubric_url(example: Any) -> str | None:
+    ca = example.class_average
+    if ca is not None:
+        run = ca.run
+        return f"/data/{run.dataset_id}/{run.name}/{layout.class_image_relpath(ca.class_index)}"
+    return None
+
+
+@router.get("/{campaign_id:int}")
+def get_campaign(
+    campaign_id: int, request: Request, user: User = Depends(require_user)
+) -> Response:
+    """The campaign as the grading page needs it: scale, rubric, runs, progress."""
+    try:
+        with _portal(request).transaction() as session:
+            access.visible_campaign(session, campaign_id, user)
+            campaign = grading.load_campaign(session, campaign_id)
+            keys = {int(lv["value"]): lv["key"] for lv in campaign.levels}
+            progress = campaign_progress(session, campaign)
+            if not access.sees_all(user):
+                progress["per_labeller"] = [
+                    row for row in progress["per_labeller"] if row["user_id"] == user.id
+                ]
+            body = {
+                **_summary(session, campaign, user),
+                "levels": campaign.levels,
+                "rubric": [
+                    {
+                        "value": e.value,
+                        "key": keys.get(e.value),
+                        "image_url": _rubric_url(e),
+                        "caption": e.caption,
+                        "class_average_id": e.class_average_id,
+                        "tiltseries_id": e.tiltseries_id,
+                    }
+                    for e in campaign.rubric_examples
+                ],
+                "grades_per_item": campaign.grades_per_item,
+                "repeat_share": campaign.repeat_share,
+                "runs": [
+                    {
+                        "run_id": link.run.id,
+                        "run_name": link.run.name,
+                        "dataset_id": link.run.dataset_id,
+                        "lab": link.run.dataset.lab,
+                    }
+                    for link in sorted(campaign.runs, key=lambda r: r.run_id)
+                ],
+                "progress": progress,
+            }
+            if body["is_labeller"]:
+                body["my_progress"] = my_progress(session, campaign, user)
+            return _ok(body)
+    except CryocurateError as err:
+        return _error(err)
+
+
+@router.get("/{campaign_id:int}/queue")
+def queue(
+    campaign_id: int,
+    request: Request,
+    start: int | None = Query(None, ge=0),
+    limit: int = Query(20, ge=1, le=200),
+    user: User = Depends(require_user),
+) -> Response:
+    """The user's own queue from ``start`` (default: where they resume)."""
+    try:
+        with _portal(request).transaction() as session:
+            campaign = access.visible_campaign(session, campaign_id, user)
+            if not grading.is_labeller(session, campaign, user):
+                raise NotFoundError(f"campaign {campaign_id} has no items for {user.email}")
+            where = grading.resume(session, campaign, user)
+            first = start if start is not None else (where.position or 0)
+            items = grading.window(session, campaign, user, first, limit)
+            return _ok(
+                {
+                    "resume": where.position,
+                    "skipped_only": where.skipped_only,
+                    "start": first,
+                    "queue_length": positions(session, campaign, user),
+                    "items": items,
+                    "my_progress": my_progress(session, campaign, user),
+                }
+            )
+    except CryocurateError as err:
+        return _error(err)
+
+
+@router.get("/{campaign_id:int}/runs/{run_id:int}/items")
+def grid_items(
+    campaign_id: int, run_id: int, request: Request, user: User = Depends(require_user)
+) -> Response:
+    """One run's items in class order, with the user's grades: the grid mode."""
+    try:
+        with _portal(request).transaction() as session:
+            campaign = access.visible_campaign(session, campaign_id, user)
+            return _ok({"items": run_items(session, campaign, user, run_id)})
+    except CryocurateError as err:
+        return _error(err)
+
+
+@router.post("/{campaign_id:int}/grades")
+def post_grades(
+    campaign_id: int, body: GradesIn, request: Request, user: User = Depends(require_user)
+) -> Response:
+    """Record a batch of grades and skips for the user sending them (idempotent)."""
+    portal = _portal(request)
+    try:
+        with portal.transaction() as session:
+            access.visible_campaign(session, campaign_id, user)
+    except CryocurateError as err:
+        return _error(err)
+    requests = [
+        grading.GradeRequest(
+            request_id=g.request_id,
+            item_id=g.item_id,
+            grade=g.grade,
+            repeat=g.repeat,
+            given_at=g.given_at,
+            seconds_on_item=g.seconds_on_item,
+        )
+        for g in body.grades
+    ]
+    results = []
+    for request_, outcome in zip(
+        requests,
+        grading.record_many(portal.transaction, campaign_id, user.id, requests),
+        strict=True,
+    ):
+        if isinstance(outcome, grading.Ack):
+            results.append(outcome.as_dict())
+        else:
+            results.append(
+                {
+                    "request_id": request_.request_id,
+                    "status": "error",
+                    "item_id": request_.item_id,
+                    "grade": None,
+                    "error": outcome,
+                }
+            )
+    return _ok({"results": results})
+
+
+@router.get("/{campaign_id:int}/grades")
+def get_grades(
+    campaign_id: int,
+    request: Request,
+    labeller: str | None = None,
+    user: User = Depends(require_user),
+) -> Response:
+    """Current grades: a labeller's own; reviewers and admins everyone's (or ``labeller``'s)."""
+    try:
+        with _portal(request).transaction() as session:
+            campaign = access.visible_campaign(session, campaign_id, user)
+            whose: User | None = user
+            if labeller is not None:
+                whose = accounts.get_user(session, labeller)
+                access.check_grades_of(user, whose)
+            elif access.sees_all(user):
+                whose = None
+            return _ok({"grades": grading.grade_rows(session, campaign, whose)})
+    except CryocurateError as err:
+        return _error(err)
+
+
+@router.get("/{campaign_id:int}/items/{item_id:int}/history")
+def item_history(
+    campaign_id: int,
+    item_id: int,
+    request: Request,
+    labeller: str | None = None,
+    user: User = Depends(require_user),
+) -> Response:
+    """Every grade and skip one labeller gave one item (a labeller: their own)."""
+    try:
+        with _portal(request).transaction() as session:
+            campaign = access.visible_campaign(session, campaign_id, user)
+            whose = accounts.get_user(session, labeller) if labeller else user
+            access.check_grades_of(user, whose)
+            return _ok({"history": grading.history(session, campaign, item_id, whose)})
+    except CryocurateError as err:
+        return _error(err)
+
+
+@router.get("/{campaign_id:int}/progress")
+def progress(campaign_id: int, request: Request, user: User = Depends(require_user)) -> Response:
+    """Progress toward the target per lab and run (per labeller: reviewers and admins)."""
+    try:
+        with _portal(request).transaction() as session:
+            campaign = access.visible_campaign(session, campaign_id, user)
+            body = campaign_progress(session, campaign)
+            if not access.sees_all(user):
+                body["per_labeller"] = [r for r in body["per_labeller"] if r["user_id"] == user.id]
+            return _ok(body)
+    except CryocurateError as err:
+        return _error(err)
+
