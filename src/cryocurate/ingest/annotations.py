@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cryocurate import atomic
+from cryocurate.catalog.annotation_metadata import annotation_metadata
 from cryocurate.catalog.models import (
     Annotation,
     AnnotationAuthor,
@@ -251,41 +252,6 @@ def _score(portal: Portal, session: Session, pred: Annotation, truth: Annotation
         }
     pred.ground_truth_annotation_id = truth.id
     pred.ground_truth_used = truth.metadata_path
-
-
-def annotation_metadata(a: Annotation, files: list[dict[str, Any]]) -> dict[str, Any]:
-    """The portal's annotation metadata JSON (nested shape)."""
-    return {
-        "annotation_object": {
-            "id": a.object_id,
-            "name": a.object_name,
-            "description": a.object_description,
-            "state": a.object_state,
-        },
-        "annotation_method": a.annotation_method,
-        "method_type": a.method_type.value,
-        "annotation_software": a.annotation_software,
-        "ground_truth_status": a.ground_truth_status,
-        "is_curator_recommended": a.is_curator_recommended,
-        "object_count": a.object_count,
-        "version": a.version,
-        "authors": [
-            {"name": au.name, "primary_author_status": au.primary_author_status} for au in a.authors
-        ],
-        "confidence": {
-            "precision": a.confidence_precision,
-            "recall": a.confidence_recall,
-            "ground_truth_used": a.ground_truth_used,
-            "rule": a.confidence_rule,
-        },
-        "dates": {
-            "deposition_date": a.deposition_date.isoformat() if a.deposition_date else None,
-            "last_modified_date": a.last_modified_date.isoformat()
-            if a.last_modified_date
-            else None,
-        },
-        "files": files,
-    }
 
 
 def _file_entries(a: Annotation) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from cryocurate.errors import (
     NotAJobError,
 )
 
-Software = Literal["cryosparc", "relion"]
+Software = Literal["cryosparc", "relion", "magellon"]
 
 _CS_AVERAGES = re.compile(r"^(?:cryosparc_(P\d+)_)?(J\d+)_(\d+)_class_averages\.mrc$")
 _CS_ANY_AVERAGES = re.compile(r"class_averages\.(mrc|cs)$")

@@ -70,7 +70,7 @@ def _stat(path: Path) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-class _Hasher(threading.Thread):
+class InputHasher(threading.Thread):
     """SHA-256 of the input files, computed while the main thread parses them.
 
     hashlib releases the GIL on large buffers, so on a multi-core machine the hash costs
@@ -158,7 +158,7 @@ class Staged:
     seconds: float = 0.0
 
 
-def _write_class_averages(folder: Path, record: JobRecord, metadata: dict[str, Any]) -> None:
+def write_class_averages(folder: Path, record: JobRecord, metadata: dict[str, Any]) -> None:
     images = folder / layout.IMAGES
     images.mkdir(parents=True)
     write_stack(
@@ -179,7 +179,7 @@ def stage_job(files: JobFiles, staging: str, known_fingerprint: str | None) -> S
     job_dir = files.job_dir
     result = Staged(job_dir=job_dir, files=files)
     try:
-        hasher = _Hasher(files.inputs)
+        hasher = InputHasher(files.inputs)
         hasher.start()
         try:
             record = read_job(files)
@@ -207,7 +207,7 @@ def stage_job(files: JobFiles, staging: str, known_fingerprint: str | None) -> S
             "cryocurate_version": __version__,
             "classes": rows,
         }
-        _write_class_averages(Path(staging) / layout.CLASS_AVERAGES, record, result.metadata)
+        write_class_averages(Path(staging) / layout.CLASS_AVERAGES, record, result.metadata)
         atomic.fsync_tree(Path(staging))
         result.status = "staged"
     except CryocurateError as err:
