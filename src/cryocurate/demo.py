@@ -15,6 +15,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import select
+
+from cryocurate import accounts, grading
+from cryocurate.catalog.models import Run, RunKind
+from cryocurate.errors import NotFoundError
 from cryocurate.ingest.datasets import DatasetChoice, DatasetFields
 from cryocurate.ingest.discover import find_project_jobs, pick_jobs
 from cryocurate.ingest.extract import Extraction, Outcome
@@ -22,6 +27,13 @@ from cryocurate.portal import Portal
 from cryocurate.store import tree
 from cryocurate.synth import synth_cryosparc_project, synth_relion
 
+DEMO_CAMPAIGN = "Demo grading"
+DEMO_PASSWORD = "cryocurate-demo"
+DEMO_USERS = (
+    ("admin@demo.local", "admin"),
+    ("labeller@demo.local", "labeller"),
+    ("reviewer@demo.local", "reviewer"),
+)
 CRYOSPARC_TITLE = "Synthetic complex, cryoSPARC 2D classification (demo)"
 RELION_TITLE = "Synthetic complex, RELION Class2D (demo)"
 
@@ -72,4 +84,26 @@ def build_demo(directory: Path, *, report: Callable[[str], object] = print) -> P
         Extraction(portal, DatasetChoice(RELION_TITLE, lab), on_outcome=show).run(
             [relion / "Class2D" / "job006"]
         )
+        _demo_campaign(portal, report)
     return root
+
+
+def _demo_campaign(portal: Portal, report: Callable[[str], object]) -> None:
+    """Demo accounts and a campaign over every run, so the served demo shows grading too.
+
+    The passwords are printed and fixed: this is a sample portal served on loopback, never a
+    real one (a real portal's users come from ``cryocurate users add`` and invite links)."""
+    with portal.transaction() as session:
+        for email, role in DEMO_USERS:
+            try:
+                accounts.get_user(session, email)
+            except NotFoundError:
+                user = accounts.add_user(session, email, role, display_name=email.split("@")[0])
+                user.password_hash = accounts.hash_password(DEMO_PASSWORD)
+        if not any(c.name == DEMO_CAMPAIGN for c in grading.list_campaigns(session)):
+            runs = session.scalars(select(Run.id).where(Run.kind == RunKind.class2d)).all()
+            labellers = [email for email, role in DEMO_USERS if role != "reviewer"]
+            spec = grading.CampaignSpec(DEMO_CAMPAIGN, runs, labellers=labellers, seed=1)
+            grading.create_campaign(session, spec)
+    logins = ", ".join(email for email, _ in DEMO_USERS)
+    report(f"Demo campaign {DEMO_CAMPAIGN!r}: log in as {logins} with password {DEMO_PASSWORD!r}")

@@ -29,8 +29,12 @@ def test_demo_builds_once_and_reruns_unchanged(demo_dir):
     listing = json.loads(_cli("ls", str(demo_dir / "portal"), "--json").stdout)
     assert [len(d["runs"]) for d in listing] == [3, 1]
     assert {r["software"] for d in listing for r in d["runs"]} == {"cryosparc", "relion"}
+    campaigns = _cli("campaign", "list", str(demo_dir / "portal"), "--json")
+    assert "Demo grading" in campaigns.stdout, campaigns.stderr
+    assert "labeller@demo.local" in first.stderr and "cryocurate-demo" in first.stderr
     again = _cli("demo", "--dir", str(demo_dir), "--no-serve")
     assert again.returncode == 0 and again.stderr.count("unchanged") == 4, again.stderr
+    assert again.stderr.count("Demo campaign") == 1  # reused, not made twice
 
 
 @pytest.mark.slow

@@ -8,6 +8,9 @@ pin them here so an argon2-cffi upgrade changing its defaults is a decision, not
 
 from __future__ import annotations
 
+import os
+import threading
+
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -19,6 +22,10 @@ MAX_LENGTH = 1024  # Argon2 takes any length; this bounds the work one request c
 HASHER = PasswordHasher(
     time_cost=3, memory_cost=64 * 1024, parallelism=4, hash_len=32, salt_len=16, type=Type.ID
 )
+# Each hash takes 64 MiB and a core for ~50 ms. A class logging in at nine o'clock would
+# otherwise run one per server thread at once (~40 × 64 MiB); this many at a time keeps the
+# memory bounded and the cores free for everyone else's requests.
+_HASHING = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 
 
 def check_password_rules(password: str) -> None:
@@ -32,7 +39,8 @@ def check_password_rules(password: str) -> None:
 def hash_password(password: str) -> str:
     """The Argon2id hash (PHC string, salt included) to store for ``password``."""
     check_password_rules(password)
-    return HASHER.hash(password)
+    with _HASHING:
+        return HASHER.hash(password)
 
 
 def verify_password(stored_hash: str, password: str) -> tuple[bool, bool]:
@@ -41,7 +49,8 @@ def verify_password(stored_hash: str, password: str) -> tuple[bool, bool]:
     if len(password) > MAX_LENGTH:
         return False, False
     try:
-        HASHER.verify(stored_hash, password)
+        with _HASHING:
+            HASHER.verify(stored_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False, False
     return True, HASHER.check_needs_rehash(stored_hash)

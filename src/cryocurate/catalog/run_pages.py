@@ -22,12 +22,14 @@ unless a curator recommended it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from cryocurate.catalog.annotation_metadata import annotation_metadata
 from cryocurate.catalog.models import (
     TILT_SERIES_QUALITY,
     Annotation,
@@ -37,7 +39,6 @@ from cryocurate.catalog.models import (
     RunKind,
     Tomogram,
 )
-from cryocurate.ingest.annotations import annotation_metadata
 from cryocurate.store import layout
 
 #: Shapes drawn as points, and as mask outlines.
@@ -113,7 +114,23 @@ def _download_file(files: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def _annotation_row(a: Annotation) -> dict[str, Any]:
+def _grading_row(a: Annotation, grading: dict[str, Any]) -> dict[str, Any]:
+    """What a grade annotation adds to its row: whose grades, in which campaign, how many,
+    and the download of its ndjson (written from the database when asked: grades change)."""
+    return {
+        "campaign_id": grading["campaign_id"],
+        "campaign_name": grading["campaign_name"],
+        "labeller": grading["labeller_name"],  # None: the campaign's consensus
+        "grades": grading["grades"],
+        "download_url": f"/download/annotation/{a.id}.ndjson",
+        "overview_url": f"/campaigns/{grading['campaign_id']}/overview",
+    }
+
+
+def _annotation_row(a: Annotation, grading: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One row of the annotations table; ``grading`` (from
+    :func:`~cryocurate.grading.annotations.grade_annotations_of_run`) marks a grade
+    annotation, whose only download is its grades' ndjson (it has no files in the tree)."""
     files = _file_rows(a)
     meta_files = [
         {"format": f["format"], "path": f["path"].rsplit("/", 1)[-1], "shape": f["shape_type"]}
@@ -137,6 +154,7 @@ def _annotation_row(a: Annotation) -> dict[str, Any]:
         "files": files,
         "download": _download_file(files),
         "zip_url": f"/download/annotation/{a.id}.zip",
+        "grading": _grading_row(a, grading) if grading is not None else None,
     }
 
 
@@ -213,6 +231,7 @@ def _class_rows(run: Run) -> list[dict[str, Any]]:
     for ca in run.class_averages:
         rows.append(
             {
+                "id": ca.id,  # what a campaign's rubric names its example images by
                 "class_index": ca.class_index,
                 "resolution_a": ca.resolution_a,
                 "particle_count": ca.particle_count,
@@ -247,14 +266,21 @@ def _load_run(session: Session, run_id: int) -> Run | None:
     ).one_or_none()
 
 
-def run_overview(session: Session, run_id: int) -> dict[str, Any] | None:
-    """Everything the Run Overview page shows, or None when there is no such run."""
+def run_overview(
+    session: Session, run_id: int, grade_links: Mapping[int, dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
+    """Everything the Run Overview page shows, or None when there is no such run.
+
+    ``grade_links`` (annotation id → campaign, labeller, count: what
+    :func:`cryocurate.grading.annotations.grade_annotations_of_run` answers) marks the
+    annotations that hold grades; the caller passes it, as grading is a layer above this."""
     run = _load_run(session, run_id)
     if run is None:
         return None
     ts = run.tiltseries[0] if run.tiltseries else None
     tomograms = sorted(run.tomograms, key=lambda t: (t.voxel_spacing, t.id))
-    annotations = [_annotation_row(a) for a in run.annotations]
+    grade_links = grade_links or {}
+    annotations = [_annotation_row(a, grade_links.get(a.id)) for a in run.annotations]
     return {
         "run": {
             "id": run.id,

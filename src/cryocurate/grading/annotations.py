@@ -25,9 +25,11 @@ from cryocurate.catalog.models import (
     Campaign,
     CampaignItem,
     ClassAverage,
+    ConsensusGrade,
     Grade,
     GradeAnnotation,
     ItemKind,
+    ReviewDecision,
     User,
 )
 from cryocurate.errors import NotFoundError
@@ -52,7 +54,7 @@ def ensure_grade_annotation(
     if link is not None:
         return link.annotation
     object_id, object_name = OBJECTS[campaign.item_kind]
-    who = "consensus" if user is None else f"grades by {user.display_name or user.email}"
+    who = "consensus" if user is None else f"grades by {public_name(user.display_name, user.email)}"
     annotation = Annotation(
         run_id=run_id,
         annotation_method=f"{who}, campaign {campaign.name!r} ({campaign.scale.value} scale)",
@@ -68,8 +70,8 @@ def ensure_grade_annotation(
     if user is not None:
         annotation.authors.append(
             AnnotationAuthor(
-                name=user.display_name or user.email,
-                email=user.email,
+                # Run pages and the public API show authors: a name, never the address.
+                name=public_name(user.display_name, user.email),
                 affiliation_name=user.lab,
                 primary_author_status=True,
             )
@@ -88,6 +90,14 @@ def ensure_grade_annotation(
     return annotation
 
 
+def public_name(display_name: str | None, email: str | None) -> str:
+    """How a labeller is named where anyone may read it: their display name, else the part
+    of their address before the @ (the address itself is not published)."""
+    if display_name:
+        return display_name
+    return (email or "").split("@", 1)[0] or "labeller"
+
+
 def grade_annotation(session: Session, annotation_id: int) -> GradeAnnotation | None:
     """The grading link of an annotation, or None for an annotation that holds no grades."""
     return session.get(GradeAnnotation, annotation_id)
@@ -102,6 +112,7 @@ def grade_annotations_of_run(session: Session, run_id: int) -> dict[int, dict[st
             Campaign.name,
             GradeAnnotation.user_id,
             User.email,
+            User.display_name,
             sa.func.count(Grade.id),
         )
         .join(Campaign, Campaign.id == GradeAnnotation.campaign_id)
@@ -128,18 +139,28 @@ def grade_annotations_of_run(session: Session, run_id: int) -> dict[int, dict[st
             Campaign.name,
             GradeAnnotation.user_id,
             User.email,
+            User.display_name,
         )
     )
-    return {
+    listed = {
         aid: {
             "campaign_id": cid,
             "campaign_name": name,
             "user_id": uid,
             "labeller": email,
+            "labeller_name": public_name(display, email) if uid is not None else None,
             "grades": n,
         }
-        for aid, cid, name, uid, email, n in session.execute(counts)
+        for aid, cid, name, uid, email, display, n in session.execute(counts)
     }
+    # A consensus holds no labeller's grades: its count is the items it gives a final grade.
+    consensus = [aid for aid, row in listed.items() if row["user_id"] is None]
+    if consensus:
+        for aid, n in session.execute(
+            sa.select(Annotation.id, Annotation.object_count).where(Annotation.id.in_(consensus))
+        ):
+            listed[aid]["grades"] = n or 0
+    return listed
 
 
 def grades_ndjson(session: Session, annotation_id: int) -> Iterator[str]:
@@ -147,11 +168,16 @@ def grades_ndjson(session: Session, annotation_id: int) -> Iterator[str]:
 
     Shaped like the portal's point ndjson (one ``type`` per line) so the same readers cope:
     ``{"type": "grade", "class_index": 7, "class_average_id": …, "grade": "B", "value": 2,
-    "scale": "letters", "labeller": …, "given_at": …}`` (tilt series: ``tiltseries_id``).
+    "scale": "letters", "labeller": …, "given_at": …}`` (tilt series: ``tiltseries_id``). A
+    consensus annotation (no labeller) yields the stored consensus instead
+    (:func:`consensus_ndjson`).
     """
     link = session.get(GradeAnnotation, annotation_id)
     if link is None:
         raise NotFoundError(f"annotation {annotation_id} holds no grades")
+    if link.user_id is None:
+        yield from consensus_ndjson(session, link)
+        return
     campaign = link.campaign
     keys = {int(level["value"]): str(level["key"]) for level in campaign.levels}
     query = (
@@ -166,8 +192,7 @@ def grades_ndjson(session: Session, annotation_id: int) -> Iterator[str]:
         )
         .order_by(ClassAverage.class_index, CampaignItem.tiltseries_id)
     )
-    if link.user_id is not None:
-        query = query.where(Grade.user_id == link.user_id)
+    query = query.where(Grade.user_id == link.user_id)
     for grade, item, class_index, email in session.execute(query):
         row: dict[str, Any] = {"type": "grade"}
         if item.class_average_id is not None:
@@ -180,5 +205,64 @@ def grades_ndjson(session: Session, annotation_id: int) -> Iterator[str]:
             scale=campaign.scale.value,
             labeller=email,
             given_at=grade.given_at.isoformat(),
+        )
+        yield json.dumps(row) + "\n"
+
+
+def consensus_ndjson(session: Session, link: GradeAnnotation) -> Iterator[str]:
+    """A consensus annotation's lines: each item of the run with a final grade (a reviewer's
+    decision, else the model's), in class order, as last computed by
+    :func:`cryocurate.grading.consensus_store.compute_consensus`::
+
+        {"type": "grade", "class_index": 7, "class_average_id": …, "grade": "B", "value": 2,
+         "scale": "letters", "median": 2.0, "mean": 2.33, "spread": 1, "n_grades": 3,
+         "model_grade": "B", "model_probability": 0.91, "settled_by": "rev@…" | null}
+    """
+    campaign = link.campaign
+    keys = {int(level["value"]): str(level["key"]) for level in campaign.levels}
+    query = (
+        sa.select(
+            CampaignItem, ClassAverage.class_index, ConsensusGrade, ReviewDecision, User.email
+        )
+        .outerjoin(ClassAverage, ClassAverage.id == CampaignItem.class_average_id)
+        .outerjoin(
+            ConsensusGrade,
+            sa.and_(
+                ConsensusGrade.campaign_id == CampaignItem.campaign_id,
+                ConsensusGrade.item_id == CampaignItem.id,
+            ),
+        )
+        .outerjoin(
+            ReviewDecision,
+            sa.and_(
+                ReviewDecision.campaign_id == CampaignItem.campaign_id,
+                ReviewDecision.item_id == CampaignItem.id,
+            ),
+        )
+        .outerjoin(User, User.id == ReviewDecision.reviewer_id)
+        .where(CampaignItem.campaign_id == link.campaign_id, CampaignItem.run_id == link.run_id)
+        .order_by(ClassAverage.class_index, CampaignItem.tiltseries_id)
+    )
+    for item, class_index, stored, decision, reviewer in session.execute(query):
+        model = stored.model_value if stored is not None else None
+        final = decision.value if decision is not None else model
+        if final is None:
+            continue
+        row: dict[str, Any] = {"type": "grade"}
+        if item.class_average_id is not None:
+            row.update(class_index=class_index, class_average_id=item.class_average_id)
+        else:
+            row["tiltseries_id"] = item.tiltseries_id
+        row.update(
+            grade=keys[final],
+            value=final,
+            scale=campaign.scale.value,
+            median=stored.median if stored else None,
+            mean=stored.mean if stored else None,
+            spread=stored.spread if stored else None,
+            n_grades=stored.n_grades if stored else 0,
+            model_grade=keys[model] if model is not None else None,
+            model_probability=stored.model_probability if stored else None,
+            settled_by=reviewer if decision is not None else None,
         )
         yield json.dumps(row) + "\n"

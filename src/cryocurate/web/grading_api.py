@@ -214,7 +214,7 @@ def post_grades(
     results = []
     for request_, outcome in zip(
         requests,
-        grading.record_many(portal.transaction, campaign_id, user.id, requests),
+        grading.record_many(portal, campaign_id, user.id, requests),
         strict=True,
     ):
         if isinstance(outcome, grading.Ack):
@@ -285,4 +285,3 @@ def progress(campaign_id: int, request: Request, user: User = Depends(require_us
             return _ok(body)
     except CryocurateError as err:
         return _error(err)
-

@@ -15,7 +15,22 @@ from fastapi.templating import Jinja2Templates
 
 from cryocurate import __version__
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+
+def _nav_user(request: Request) -> dict[str, Any]:
+    """``nav_user`` for every template: who is logged in (None for a visitor), so the header
+    can offer the grading and admin links on pages whose context does not carry the user.
+    Read from the identity the auth middleware stored, without importing the auth module
+    (which imports this one)."""
+    identity = getattr(request.state, "identity", None)
+    user = getattr(identity, "user", None)
+    if user is None:
+        return {"nav_user": None}
+    return {"nav_user": {"email": user.email, "role": str(user.role.value)}}
+
+
+TEMPLATES = Jinja2Templates(
+    directory=str(Path(__file__).parent.parent / "templates"), context_processors=[_nav_user]
+)
 
 
 def wants_json(request: Request) -> bool:

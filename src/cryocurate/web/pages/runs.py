@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from cryocurate.catalog.run_pages import run_overview
+from cryocurate.grading.annotations import grade_annotations_of_run
 from cryocurate.web.pages.render import render
 
 router = APIRouter()
@@ -24,7 +25,7 @@ def run_page(run_id: int, request: Request) -> Response:
     """The Run Overview page of run ``run_id``."""
     portal = request.app.state.portal
     with portal.transaction() as session:
-        context = run_overview(session, run_id)
+        context = run_overview(session, run_id, grade_annotations_of_run(session, run_id))
     if context is None:
         raise HTTPException(status_code=404, detail=f"no run {run_id}")
     return render(request, "run.html", context)

@@ -1,0 +1,85 @@
+"""``GET /download/annotation/{id}.ndjson``: a grade annotation's current grades.
+
+Grades are annotations of their run (one per labeller per run per campaign, see
+:mod:`cryocurate.grading.annotations`), but unlike picks they have no file in the data tree:
+grades change while a campaign runs, so the ndjson is written from the database as it is
+sent (:func:`~cryocurate.grading.annotations.grades_ndjson`), in batches, inside one read
+transaction so the file is one consistent moment.
+
+Who may read it: the labeller whose grades they are, reviewers and admins (a labeller never
+sees another labeller's grades, so nobody anchors on a colleague); anyone else logged in
+gets 403. An anonymous script gets 401; an anonymous browser is sent to the login page.
+The campaign's consensus (no labeller) is for reviewers and admins.
+
+A separate module rather than a route in :mod:`cryocurate.web.files`: that one serves the
+public data tree, this one answers per user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+
+from cryocurate.catalog.models import Role, User
+from cryocurate.grading.annotations import grade_annotation, grades_ndjson
+from cryocurate.portal import Portal
+from cryocurate.web.auth import current_user
+
+router = APIRouter()
+
+LINES_PER_CHUNK = 2000
+
+
+def may_read_grades(user: User, owner_id: int | None) -> bool:
+    """Whether ``user`` may read the grades of the annotation owned by ``owner_id`` (None:
+    the consensus)."""
+    if user.role in (Role.admin, Role.reviewer):
+        return True
+    return owner_id is not None and owner_id == user.id
+
+
+def _chunks(portal: Portal, annotation_id: int) -> Iterator[bytes]:
+    with portal.transaction() as session:
+        lines: list[str] = []
+        for line in grades_ndjson(session, annotation_id):
+            lines.append(line)
+            if len(lines) >= LINES_PER_CHUNK:
+                yield "".join(lines).encode()
+                lines.clear()
+        if lines:
+            yield "".join(lines).encode()
+
+
+def _anonymous(request: Request) -> Response:
+    if "text/html" in request.headers.get("accept", ""):
+        target = quote(request.url.path, safe="")
+        return RedirectResponse(f"/login?next={target}", status_code=303)
+    return JSONResponse({"ok": False, "error": "log in first", "status": 401}, 401)
+
+
+@router.get("/download/annotation/{annotation_id:int}.ndjson", name="download_grades")
+def download_grades(annotation_id: int, request: Request) -> Response:
+    """The grades of one grade annotation as ndjson (one grade per line, in class order)."""
+    user = current_user(request)
+    if user is None:
+        return _anonymous(request)
+    portal: Portal = request.app.state.portal
+    with portal.transaction() as session:
+        link = grade_annotation(session, annotation_id)
+        if link is None:
+            raise HTTPException(
+                status_code=404, detail=f"annotation {annotation_id} holds no grades"
+            )
+        owner_id = link.user_id
+    if not may_read_grades(user, owner_id):
+        raise HTTPException(status_code=403, detail="these grades are their labeller's")
+    headers = {
+        "Content-Disposition": f'attachment; filename="grades-annotation-{annotation_id}.ndjson"',
+        "Cache-Control": "private, no-store",
+    }
+    return StreamingResponse(
+        _chunks(portal, annotation_id), media_type="application/x-ndjson", headers=headers
+    )

@@ -1,0 +1,114 @@
+"""The labeller's pages: ``GET /campaigns`` (the campaigns I grade in), the grading screen
+``GET /campaigns/{id}/grade`` and its grid mode ``GET /campaigns/{id}/grid?run=RUN_ID``.
+
+Why the views are this thin: the grading screen must never wait for the server between a
+keypress and the next image, so it is driven by one ES module (``static/grade.js``) that reads
+the queue from the JSON API (``/api/v1/campaigns/...``), keeps an outbox of grades in
+``localStorage`` and sends it in the background. The pages only check who is asking, name
+the campaign, and hand the script what it cannot fetch itself without a round trip: the
+CSRF token for its POSTs and the user id that keys its outbox (so two people sharing one
+browser never send each other's grades).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import Response
+from markupsafe import Markup
+
+from cryocurate.catalog.models import User
+from cryocurate.errors import NotFoundError
+from cryocurate.grading import is_labeller, list_campaigns, my_progress
+from cryocurate.grading.access import visible_campaign
+from cryocurate.portal import Portal
+from cryocurate.web.auth import csrf_token, require_user
+from cryocurate.web.pages.render import render
+
+router = APIRouter()
+
+
+def _portal(request: Request) -> Portal:
+    return request.app.state.portal  # type: ignore[no-any-return]
+
+
+def _script_json(data: dict[str, Any]) -> Markup:
+    """JSON safe inside ``<script type="application/json">``: ``<``, ``>`` and ``&`` are
+    escaped so no value can close the script element."""
+    text = json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)  # escaped above
+
+
+def campaigns_context(portal: Portal, user: User) -> dict[str, Any]:
+    """The campaigns ``user`` grades in, each with their own progress (first looks)."""
+    rows = []
+    with portal.transaction() as session:
+        for campaign in list_campaigns(session, user):
+            progress = my_progress(session, campaign, user)
+            rows.append(
+                {
+                    "id": campaign.id,
+                    "name": campaign.name,
+                    "description": campaign.description,
+                    "scale": campaign.scale.value,
+                    "closed": campaign.closed,
+                    "done": progress["done"],
+                    "total": progress["total"],
+                    "per_run": progress["per_run"],
+                }
+            )
+    return {"campaigns": rows, "user": {"id": user.id, "email": user.email}}
+
+
+@router.get("/campaigns", name="my_campaigns")
+def campaigns_page(request: Request, user: User = Depends(require_user)) -> Response:
+    """The labeller's home page: where to grade next and how far they are."""
+    return render(request, "campaigns.html", campaigns_context(_portal(request), user))
+
+
+def _screen_context(
+    request: Request, user: User, campaign_id: int, mode: str, run_id: int | None
+) -> dict[str, Any]:
+    with _portal(request).transaction() as session:
+        try:
+            campaign = visible_campaign(session, campaign_id, user)
+        except NotFoundError as err:
+            raise HTTPException(status_code=404, detail=str(err)) from err
+        labeller = is_labeller(session, campaign, user)
+        name, closed = campaign.name, campaign.closed
+    config = {
+        "campaign_id": campaign_id,
+        "user_id": user.id,
+        "csrf_token": csrf_token(request),
+        "mode": mode,
+        "run_id": run_id,
+        "api": "/api/v1",
+    }
+    return {
+        "campaign": {"id": campaign_id, "name": name, "closed": closed},
+        "is_labeller": labeller,
+        "mode": mode,
+        "config": config,
+        "config_json": _script_json(config),
+    }
+
+
+@router.get("/campaigns/{campaign_id:int}/grade", name="grade_screen")
+def grade_page(campaign_id: int, request: Request, user: User = Depends(require_user)) -> Response:
+    """The one-item-at-a-time grading screen (the script loads the queue)."""
+    context = _screen_context(request, user, campaign_id, "grade", None)
+    return render(request, "grade.html", context)
+
+
+@router.get("/campaigns/{campaign_id:int}/grid", name="grade_grid")
+def grid_page(
+    campaign_id: int,
+    request: Request,
+    run: int | None = None,
+    user: User = Depends(require_user),
+) -> Response:
+    """Grid mode: a whole run's class averages at once, graded from the keyboard."""
+    context = _screen_context(request, user, campaign_id, "grid", run)
+    return render(request, "grade_grid.html", context)
