@@ -942,3 +942,49 @@ class GradeAnnotation(Base):
     annotation: Mapped[Annotation] = relationship()
     campaign: Mapped[Campaign] = relationship()
     user: Mapped[User | None] = relationship()
+
+
+class ConsensusGrade(Base):
+    """The consensus of one item as last computed (:mod:`cryocurate.grading.consensus_store`):
+    the simple summaries, the bias-corrected model's grade and its probability, and whether
+    the grades differ by two levels or more (``flagged``: a reviewer should look).
+
+    Recomputed wholesale from the current grades; a reviewer's word is kept apart in
+    :class:`ReviewDecision` so a recomputation never loses it.
+    """
+
+    __tablename__ = "consensus_grades"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign_items.id", ondelete="CASCADE"), primary_key=True
+    )
+    n_grades: Mapped[int]
+    median: Mapped[float | None] = mapped_column(Float)
+    mean: Mapped[float | None] = mapped_column(Float)
+    spread: Mapped[int | None]
+    model_value: Mapped[int | None]
+    model_probability: Mapped[float | None] = mapped_column(Float)
+    flagged: Mapped[bool] = mapped_column(default=False)
+    computed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReviewDecision(Base):
+    """A reviewer's final grade for an item, which overrides the model's consensus."""
+
+    __tablename__ = "review_decisions"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign_items.id", ondelete="CASCADE"), primary_key=True
+    )
+    value: Mapped[int]
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    reviewer: Mapped[User | None] = relationship()

@@ -9,11 +9,15 @@ import typer
 
 from cryocurate import __version__
 from cryocurate.cli import (
+    agreement,
+    campaigns,
     console,
     datasets,
     demo,
+    export,
     extract,
     ingest,
+    magellon,
     portal,
     serve,
     synth,
@@ -50,6 +54,7 @@ def _root(
 
 portal.register(app)
 extract.register(app)
+export.register(app)
 datasets.register(app)
 ingest.register(app)
 serve.register(app)
@@ -57,6 +62,9 @@ demo.register(app)
 transfer.register(app)
 app.add_typer(synth.app, name="synth")
 users.register(app)
+magellon.register(app)
+app.add_typer(campaigns.app, name="campaign")
+agreement.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -19,9 +19,14 @@ from cryocurate.portal import Portal
 from cryocurate.web.api import router as api_router
 from cryocurate.web.auth import install as install_auth
 from cryocurate.web.files import router as files_router
+from cryocurate.web.grade_files import router as grade_files_router
+from cryocurate.web.grading_api import router as grading_api_router
 from cryocurate.web.pages.browse import router as browse_router
+from cryocurate.web.pages.campaign_admin import router as campaign_admin_router
+from cryocurate.web.pages.campaign_agreement import router as campaign_agreement_router
 from cryocurate.web.pages.datasets import router as datasets_router
 from cryocurate.web.pages.depositions import router as depositions_router
+from cryocurate.web.pages.grading import router as grading_pages_router
 from cryocurate.web.pages.runs import router as runs_router
 from cryocurate.web.pages.viewer import router as viewer_router
 from cryocurate.web.timing import ServerTiming
@@ -36,12 +41,17 @@ def create_app(root: str | os.PathLike[str]) -> FastAPI:
     app.add_middleware(ServerTiming)
 
     app.include_router(api_router)
+    app.include_router(grade_files_router)  # before files_router: its own suffix
     app.include_router(files_router)
+    app.include_router(grading_api_router)
     app.include_router(browse_router)
+    app.include_router(campaign_admin_router)
     app.include_router(datasets_router)
     app.include_router(depositions_router)
     app.include_router(runs_router)
     app.include_router(viewer_router)
+    app.include_router(grading_pages_router)
+    app.include_router(campaign_agreement_router)
     portal.data_dir.mkdir(exist_ok=True)
     app.mount("/data", StaticFiles(directory=portal.data_dir), name="data")
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
