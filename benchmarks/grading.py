@@ -49,10 +49,7 @@ import os
 import random
 import re
 import shutil
-import socket
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -60,7 +57,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -72,6 +68,7 @@ from cryocurate.ingest.extract import Extraction
 from cryocurate.portal import Portal
 from cryocurate.synth import synth_cryosparc
 from results import machine, read_section, write_section
+from server import RssSampler, served, tree_rss
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data"
@@ -207,84 +204,6 @@ def database_version(root: Path) -> str:
             return "SQLite " + str(conn.scalar(sa.text("SELECT sqlite_version()")))
         version = str(conn.scalar(sa.text("SHOW server_version")))
         return f"PostgreSQL {version.split()[0]}"
-
-
-# ── the server ──────────────────────────────────────────────────────────────────────────────
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def served(root: Path, workers: int, log: Path) -> Iterator[tuple[str, psutil.Popen]]:
-    """``cryocurate serve ROOT --workers N`` on a free loopback port; yields (URL, process).
-    Its stderr goes to ``log`` (a pipe nobody reads could fill up and stall the server)."""
-    port = _free_port()
-    argv = [sys.executable, "-m", "cryocurate", "serve", str(root), "--port", str(port)]
-    argv += ["--workers", str(workers)]
-    base = f"http://127.0.0.1:{port}"
-    with log.open("wb") as err:
-        proc = psutil.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"the server exited: {log.read_text()[-2000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/login", timeout=5).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise SystemExit("the server did not answer within 120 s")
-                time.sleep(0.2)
-            yield base, proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except psutil.TimeoutExpired:
-                proc.kill()
-
-
-def tree_rss(proc: psutil.Process) -> int:
-    """RSS of a process and its children, in bytes."""
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
-
-
-class RssSampler:
-    """Samples a process tree's RSS every 50 ms while in use; ``peak`` in bytes."""
-
-    def __init__(self, proc: psutil.Process) -> None:
-        self.proc = proc
-        self.peak = 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._done.wait(0.05):
-            self.peak = max(self.peak, tree_rss(self.proc))
-
-    def restart(self) -> int:
-        """The peak so far; sampling goes on from the current RSS."""
-        peak = max(self.peak, tree_rss(self.proc))
-        self.peak = tree_rss(self.proc)
-        return peak
-
-    def __enter__(self) -> RssSampler:
-        self.peak = tree_rss(self.proc)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-        self.peak = max(self.peak, tree_rss(self.proc))
 
 
 # ── the labellers ───────────────────────────────────────────────────────────────────────────
@@ -574,11 +493,11 @@ def run_backend(
     )
     version = database_version(root)
     log = folder / "server.log"
-    with served(root, args.workers, log) as (base, proc):
+    with served(root, "/login", workers=args.workers, log=log) as (base, proc):
         time.sleep(0.5)
         idle = tree_rss(proc)
         _log(f"{backend}: {len(built.emails)} labellers logging in and grading …")
-        with RssSampler(proc) as rss:
+        with RssSampler(proc, 0.05) as rss:
             phases, login_s, login_peak = asyncio.run(
                 load(base, built, sizes, args.think_ms, args.retry_share, args.seed, rss)
             )

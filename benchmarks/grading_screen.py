@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,13 +25,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from results import machine, write_section
+from server import CHROMIUM, CHROMIUM_ARGS, served
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data" / "grading-screen"
-CHROMIUM = os.environ.get("CRYOCURATE_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage"]  # fmt: skip
 EMAIL, PASSWORD = "bench@lab.org", "a long password"
 RUNS, CLASSES, BOX = 3, 100, 128
 TARGET_P95_MS = 30.0
@@ -101,29 +96,6 @@ def stored(root: Path, campaign_id: int) -> tuple[int, int]:
     return int(grades or 0), int(events or 0)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cryocurate", "serve", str(root), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the server did not start")
-
-
 def measure(base: str, campaign_id: int, n_items: int, interval_s: float) -> list[float]:
     """Grade ``n_items`` by key; the page's keypress → visible measures, in ms."""
     from playwright.sync_api import sync_playwright
@@ -165,12 +137,8 @@ def main() -> None:
     root = prepare()
     load_before = os.getloadavg()[0]
     campaign_id = new_campaign(root)
-    server, base = start_server(root)
-    try:
+    with served(root, "/login", log=Path(os.devnull)) as (base, _server):
         times = measure(base, campaign_id, args.items, args.interval_ms / 1000)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     load_after = os.getloadavg()[0]
     grades, events = stored(root, campaign_id)
     p95 = percentile(times, 0.95)

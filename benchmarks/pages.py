@@ -60,7 +60,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -80,6 +79,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from catalog_fixture import Fixture, ensure_portal
 from cryocurate.portal import Portal
 from results import machine, write_section
+from server import CHROMIUM_ARGS
+from server import served as serve_portal
 
 PAGE_TARGET_MS = 100.0
 SLICE_TARGET_MS = 50.0
@@ -89,12 +90,6 @@ BROWSER_CONNECTIONS = 6  # a browser's HTTP/1.1 connections per host
 
 
 # ── the server ──────────────────────────────────────────────────────────────────────────────
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -124,30 +119,8 @@ class Server:
 @contextlib.contextmanager
 def served(root: Path) -> Iterator[Server]:
     """``cryocurate serve ROOT --port N`` (one worker) on loopback."""
-    port = _free_port()
-    argv = [sys.executable, "-m", "cryocurate", "serve", str(root), "--port", str(port)]
-    proc = psutil.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise SystemExit(f"the server exited: {err[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/static/viewer.js", timeout=5).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not answer within 120 s")
-            time.sleep(0.2)
+    with serve_portal(root, "/static/viewer.js") as (base, proc):
         yield Server(base, proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except psutil.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 _DUR = re.compile(r"dur=([0-9.]+)")
@@ -695,16 +668,6 @@ def prefetch_burst(server: Server, url: str, zs: list[int]) -> dict[str, Any]:
 
 
 # ── in the browser ──────────────────────────────────────────────────────────────────────────
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
 
 
 def chromium() -> str | None:

@@ -38,18 +38,14 @@ the sizes (a smoke run).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,80 +61,11 @@ from cryocurate.portal import Portal
 from cryocurate.transfer.download import Listing, list_entity
 from cryocurate.web.files import zip_stream
 from results import machine, read_section, write_section
+from server import RssSampler, served, tree_rss
 
 TARGET_MS = 50.0
 TARGET_RSS_MB = 100.0
 WARMUP = 3
-
-
-# ── the server ──────────────────────────────────────────────────────────────────────────────
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def served(root: Path) -> Iterator[tuple[str, psutil.Popen]]:
-    """``cryocurate serve ROOT`` on a free loopback port; yields (base URL, process)."""
-    port = _free_port()
-    argv = [sys.executable, "-m", "cryocurate", "serve", str(root), "--port", str(port)]
-    proc = psutil.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/api/v1/schema", timeout=5).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not answer within 120 s")
-            time.sleep(0.2)
-        yield base, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except psutil.TimeoutExpired:
-            proc.kill()
-
-
-def tree_rss(proc: psutil.Process) -> int:
-    """RSS of a process and its children, in bytes."""
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
-
-
-class RssSampler:
-    """Samples a process tree's RSS every 10 ms while in use; ``peak`` in bytes."""
-
-    def __init__(self, proc: psutil.Process) -> None:
-        self.proc = proc
-        self.peak = 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._done.is_set():
-            self.peak = max(self.peak, tree_rss(self.proc))
-            time.sleep(0.01)
-
-    def __enter__(self) -> RssSampler:
-        self.peak = tree_rss(self.proc)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-        self.peak = max(self.peak, tree_rss(self.proc))
 
 
 # ── queries ─────────────────────────────────────────────────────────────────────────────────
@@ -493,7 +420,7 @@ def bench_download(
         httpx.get(f"{base}/api/v1/schema")  # settle: the idle RSS after a request
         time.sleep(0.2)
         idle = tree_rss(proc)
-        with RssSampler(proc) as sampler:
+        with RssSampler(proc, 0.01) as sampler:
             seconds, n = fn(*args)
         peaks.append((sampler.peak / 2**20, (sampler.peak - idle) / 2**20))
         return seconds, n
@@ -695,7 +622,7 @@ def main() -> None:
     qresults: list[QueryResult] = []
     dresults: list[DownloadResult] = []
     dinfo: dict[str, Any] = {}
-    with served(fixture.root) as (base, proc):
+    with served(fixture.root, "/api/v1/schema") as (base, proc):
         if "queries" in args.parts:
             qresults = bench_queries(base, fixture, args.repeat, args.budget)
         if "download" in args.parts:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,14 +26,11 @@ import mrcfile
 import numpy as np
 
 from results import machine, write_section
+from server import CHROMIUM, CHROMIUM_ARGS, served
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data" / "viewer-2gb"
 SHAPE_ZYX = (512, 1024, 1024)
-CHROMIUM = os.environ.get("CRYOCURATE_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage"]  # fmt: skip
 
 
 def cli(*argv: str) -> str:
@@ -78,29 +74,6 @@ def prepare() -> tuple[Path, int]:
     return root, run_id
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cryocurate", "serve", str(root), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the server did not start")
-
-
 def measure(base: str, run_id: int, opens: int) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
@@ -127,12 +100,8 @@ def main() -> None:
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     root, run_id = prepare()
-    server, base = start_server(root)
-    try:
+    with served(root, "/static/viewer.js", log=Path(os.devnull)) as (base, _server):
         t = measure(base, run_id, args.opens)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     v, s = t["viewer"], t["static"]
     rows = [
         "| open | ms |",

@@ -22,7 +22,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from cryocurate import accounts, atomic, grading
-from cryocurate.catalog.models import Campaign, Dataset, GradeScale, Run, RunKind, TiltSeries
+from cryocurate.catalog.models import Dataset, GradeScale, Run, RunKind, TiltSeries
 from cryocurate.cli import console
 from cryocurate.errors import InputError, NotFoundError
 from cryocurate.grading.campaigns import DEFAULT_REPEAT_SHARE, labeller_users
@@ -140,20 +140,6 @@ def create(
     console.out.print(str(campaign_id))
 
 
-def _summary(session: Session, campaign: Campaign) -> dict[str, Any]:
-    progress = grading.campaign_progress(session, campaign)
-    return {
-        "id": campaign.id,
-        "name": campaign.name,
-        "scale": campaign.scale.value,
-        "items": progress["items"],
-        "labellers": len(progress["per_labeller"]),
-        "done": progress["done"],
-        "target": progress["target"],
-        "closed": campaign.closed,
-    }
-
-
 @app.command("list")
 def list_(root: Path = Root, as_json: bool = AsJson) -> None:
     """List the campaigns with their progress toward the target.
@@ -161,7 +147,7 @@ def list_(root: Path = Root, as_json: bool = AsJson) -> None:
     Example: cryocurate campaign list ./portal --json
     """
     with Portal.open(root) as portal, portal.transaction() as session:
-        rows = [_summary(session, c) for c in grading.list_campaigns(session)]
+        rows = [grading.campaign_summary(session, c) for c in grading.list_campaigns(session)]
     if as_json:
         console.out.print(json.dumps(rows, indent=2), markup=False)
         return
@@ -194,15 +180,7 @@ def _details(session: Session, campaign_id: int) -> dict[str, Any]:
         "grades_per_item": campaign.grades_per_item,
         "repeat_share": campaign.repeat_share,
         "seed": campaign.seed,
-        "runs": [
-            {
-                "run_id": link.run.id,
-                "run_name": link.run.name,
-                "dataset_id": link.run.dataset_id,
-                "lab": link.run.dataset.lab,
-            }
-            for link in sorted(campaign.runs, key=lambda r: r.run_id)
-        ],
+        "runs": grading.campaign_runs(campaign),
         "labellers": [u.email for u in labeller_users(session, campaign)],
         "rubric": [
             {

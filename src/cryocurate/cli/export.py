@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cryocurate.cli import console
 from cryocurate.learn.export import export_campaign
@@ -52,15 +51,7 @@ def export(
     """
     shares = parse_fractions(fractions)
     with Portal.open(root) as portal:
-        progress = Progress(
-            TextColumn("copying images"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console.err,
-            transient=True,
-            disable=as_json or not console.err.is_terminal,
-        )
+        progress = console.counting_bar("copying images", quiet=as_json)
         with progress:
             task = progress.add_task("runs", total=None)
 

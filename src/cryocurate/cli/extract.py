@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cryocurate.cli import console
 from cryocurate.cli.options import (
@@ -116,15 +115,7 @@ def extract(
     )
     choice = DatasetChoice(spec=dataset, fields=fields)
     with Portal.open(root) as portal:
-        progress = Progress(
-            TextColumn("extracting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console.err,
-            transient=True,
-            disable=as_json or not console.err.is_terminal,
-        )
+        progress = console.counting_bar("extracting", quiet=as_json)
         with progress:
             task = progress.add_task("jobs", total=len(jobs))
 

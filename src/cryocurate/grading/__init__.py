@@ -12,6 +12,7 @@ from cryocurate.grading.campaigns import (
     CampaignSpec,
     add_labellers,
     add_runs,
+    campaign_runs,
     create_campaign,
     get_campaign,
     is_labeller,
@@ -22,7 +23,7 @@ from cryocurate.grading.campaigns import (
     set_rubric_examples,
 )
 from cryocurate.grading.grades import Ack, GradeRequest, grade_rows, history, record, record_many
-from cryocurate.grading.progress import campaign_progress, my_progress
+from cryocurate.grading.progress import campaign_progress, campaign_summary, my_progress
 from cryocurate.grading.queue import Resume, resume, window
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "add_labellers",
     "add_runs",
     "campaign_progress",
+    "campaign_runs",
+    "campaign_summary",
     "create_campaign",
     "get_campaign",
     "grade_rows",

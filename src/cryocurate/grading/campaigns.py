@@ -315,6 +315,19 @@ def set_rubric_examples(
     return examples
 
 
+def campaign_runs(campaign: Campaign) -> list[dict[str, Any]]:
+    """A loaded campaign's runs by id: ``{"run_id", "run_name", "dataset_id", "lab"}`` each."""
+    return [
+        {
+            "run_id": link.run.id,
+            "run_name": link.run.name,
+            "dataset_id": link.run.dataset_id,
+            "lab": link.run.dataset.lab,
+        }
+        for link in sorted(campaign.runs, key=lambda r: r.run_id)
+    ]
+
+
 def load_campaign(session: Session, campaign_id: int) -> Campaign:
     """The campaign with its runs, labellers and rubric loaded (for pages and the CLI)."""
     campaign = session.scalar(

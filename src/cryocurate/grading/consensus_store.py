@@ -38,7 +38,6 @@ from cryocurate.catalog.models import (
     ReviewDecision,
     Run,
     TiltSeries,
-    Tomogram,
     User,
     utcnow,
 )
@@ -46,9 +45,9 @@ from cryocurate.errors import NotFoundError
 from cryocurate.grading.access import ForbiddenError, sees_all
 from cryocurate.grading.annotations import ensure_grade_annotation
 from cryocurate.grading.consensus import consensus_report
+from cryocurate.grading.items import item_image_url, key_photo
 from cryocurate.grading.ratings import load_ratings
 from cryocurate.grading.scales import key_of, value_of
-from cryocurate.store import layout
 
 __all__ = [
     "ConsensusSummary",
@@ -169,13 +168,6 @@ def compute_consensus(session: Session, campaign: Campaign) -> ConsensusSummary:
     )
 
 
-def _image(dataset_id: int, run_name: str, ca: ClassAverage | None, photo: str | None) -> str:
-    if ca is not None:
-        return f"/data/{dataset_id}/{run_name}/{layout.class_image_relpath(ca.class_index)}"
-    url = photo or ""
-    return url if "://" in url or not url else f"/data/{url.lstrip('/')}"
-
-
 def consensus_items(
     session: Session,
     campaign: Campaign,
@@ -194,13 +186,7 @@ def consensus_items(
     None) and ``final_grade`` (key or None). The grades reveal every labeller's: for
     reviewers and admins only (checked by the callers).
     """
-    photo = (
-        sa.select(
-            sa.func.min(sa.func.coalesce(Tomogram.key_photo_url, Tomogram.key_photo_thumbnail_url))
-        )
-        .where(Tomogram.run_id == CampaignItem.run_id)
-        .scalar_subquery()
-    )
+    photo = key_photo()
     query = (
         sa.select(
             ConsensusGrade,
@@ -253,12 +239,12 @@ def consensus_items(
                 {"labeller": email, "grade": _key(campaign, value), "value": value}
             )
     out = []
-    for cg, item, run_name, dataset_id, ca, ts_id, key_photo, decision, reviewer in rows:
+    for cg, item, run_name, dataset_id, ca, ts_id, photo_url, decision, reviewer in rows:
         row: dict[str, Any] = {
             "item_id": cg.item_id,
             "run_id": item.run_id,
             "run_name": run_name,
-            "image_url": _image(dataset_id, run_name, ca, key_photo),
+            "image_url": item_image_url(dataset_id, run_name, ca, photo_url),
         }
         if ca is not None:
             row["class_index"] = ca.class_index

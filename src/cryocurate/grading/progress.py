@@ -41,6 +41,22 @@ def target_per_item(session: Session, campaign: Campaign) -> int:
     )
 
 
+def campaign_summary(session: Session, campaign: Campaign) -> dict[str, Any]:
+    """One line of a campaign list: ``{"id", "name", "scale", "items", "labellers", "done",
+    "target", "closed"}``."""
+    progress = campaign_progress(session, campaign)
+    return {
+        "id": campaign.id,
+        "name": campaign.name,
+        "scale": campaign.scale.value,
+        "items": progress["items"],
+        "labellers": len(progress["per_labeller"]),
+        "done": progress["done"],
+        "target": progress["target"],
+        "closed": campaign.closed,
+    }
+
+
 def campaign_progress(session: Session, campaign: Campaign) -> dict[str, Any]:
     """``{"done", "target", "per_run": [...], "per_lab": [...], "per_labeller": [...]}``."""
     per_item = target_per_item(session, campaign)

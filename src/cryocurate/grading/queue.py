@@ -26,11 +26,10 @@ from cryocurate.catalog.models import (
     QueueEntry,
     Run,
     TiltSeries,
-    Tomogram,
     User,
 )
+from cryocurate.grading.items import item_image_url, key_photo
 from cryocurate.grading.scales import key_of
-from cryocurate.store import layout
 
 MAX_WINDOW = 200
 
@@ -121,13 +120,7 @@ def run_items(
 
 
 def _entries(campaign: Campaign, user: User) -> Any:
-    photo = (
-        sa.select(
-            sa.func.min(sa.func.coalesce(Tomogram.key_photo_url, Tomogram.key_photo_thumbnail_url))
-        )
-        .where(Tomogram.run_id == CampaignItem.run_id)
-        .scalar_subquery()
-    )
+    photo = key_photo()
     query = (
         sa.select(
             QueueEntry.position,
@@ -176,7 +169,7 @@ def _rows(session: Session, campaign: Campaign, query: Any) -> list[dict[str, An
         ca,
         ts,
         value,
-        key_photo,
+        photo,
     ) in session.execute(query):
         row: dict[str, Any] = {
             "position": position,
@@ -190,9 +183,7 @@ def _rows(session: Session, campaign: Campaign, query: Any) -> list[dict[str, An
             "lab": lab,
         }
         if ca is not None:
-            row["image_url"] = (
-                f"/data/{dataset_id}/{run_name}/{layout.class_image_relpath(ca.class_index)}"
-            )
+            row["image_url"] = item_image_url(dataset_id, run_name, ca, None)
             row["label"] = f"{run_name} · class {ca.class_index}"
             row["metadata"] = {
                 "class_index": ca.class_index,
@@ -202,8 +193,7 @@ def _rows(session: Session, campaign: Campaign, query: Any) -> list[dict[str, An
                 "pixel_size_a": ca.pixel_size_a,
             }
         elif ts is not None:
-            url = key_photo or ""
-            row["image_url"] = url if "://" in url or not url else f"/data/{url.lstrip('/')}"
+            row["image_url"] = item_image_url(dataset_id, run_name, None, photo)
             row["label"] = f"{run_name} · tilt series {ts.id}"
             row["metadata"] = {
                 "tilt_min": ts.tilt_min,

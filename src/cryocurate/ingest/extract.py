@@ -175,6 +175,28 @@ def stage_job(files: JobFiles, staging: str, known_fingerprint: str | None) -> S
     Never raises for bad input: the problem comes back as ``status="error"`` with the one
     line to show. ``staging`` is left empty unless the status is ``staged``.
     """
+
+    def read() -> tuple[JobRecord, list[dict[str, Any]]]:
+        record = read_job(files)
+        return record, class_rows(record)
+
+    return stage_from(files, staging, known_fingerprint, read)
+
+
+def stage_from(
+    files: JobFiles,
+    staging: str,
+    known_fingerprint: str | None,
+    read: Callable[[], tuple[JobRecord, list[dict[str, Any]]]],
+    *,
+    fingerprint_of: Callable[[dict[str, dict[str, Any]]], str] = fingerprint,
+    extra_metadata: dict[str, Any] | None = None,
+    doing: str = "extracting",
+) -> Staged:
+    """Stage a job that ``read`` reads (its record and class rows), as :func:`stage_job` does:
+    the inputs hashed meanwhile, nothing written when ``fingerprint_of`` them is
+    ``known_fingerprint``, every failure one line (``doing``: what ran out of memory).
+    ``extra_metadata`` goes into the metadata after ``n_particles``."""
     started = time.perf_counter()
     job_dir = files.job_dir
     result = Staged(job_dir=job_dir, files=files)
@@ -182,12 +204,11 @@ def stage_job(files: JobFiles, staging: str, known_fingerprint: str | None) -> S
         hasher = InputHasher(files.inputs)
         hasher.start()
         try:
-            record = read_job(files)
-            rows = class_rows(record)
+            record, rows = read()
         finally:
             input_files = hasher.join_result()
         result.input_files = input_files
-        fp = fingerprint(input_files)
+        fp = fingerprint_of(input_files)
         if fp == known_fingerprint:
             result.status = "unchanged"
             return result
@@ -200,6 +221,7 @@ def stage_job(files: JobFiles, staging: str, known_fingerprint: str | None) -> S
             "box_size": record.box_size,
             "n_classes": record.n_classes,
             "n_particles": record.n_particles,
+            **(extra_metadata or {}),
             "source_path": str(files.job_dir),
             "sha256": {name: info["sha256"] for name, info in input_files.items()},
             "fingerprint": fp,
@@ -213,7 +235,7 @@ def stage_job(files: JobFiles, staging: str, known_fingerprint: str | None) -> S
     except CryocurateError as err:
         result.message = str(err)
     except MemoryError:
-        result.message = f"{job_dir}: out of memory while extracting"
+        result.message = f"{job_dir}: out of memory while {doing}"
     except OSError as err:
         result.message = f"{err.filename or job_dir}: {err.strerror or err}"
     except Exception as err:  # a bug: still one line, never a traceback

@@ -41,7 +41,6 @@ import datetime as dt
 import hashlib
 import os
 import re
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +50,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from cryocurate import __version__, accounts, atomic, grading
+from cryocurate import accounts, grading
 from cryocurate.catalog.models import (
     Campaign,
     CampaignItem,
@@ -219,22 +218,11 @@ def stage_magellon_job(
     The counterpart of :func:`cryocurate.ingest.extract.stage_job` (same contract: never
     raises for bad input, the problem comes back as ``status="error"`` with one line).
     """
-    started = time.perf_counter()
-    result = extract.Staged(job_dir=files.job_dir, files=files)
-    try:
-        hasher = extract.InputHasher(files.inputs)
-        hasher.start()
-        try:
-            job = mg.read_job(files.lab_folder, files.job)
-            pixel_size = _pixel_size(job.metadata, job.metadata_file)
-            rows = class_rows(job.metadata, pixel_size)
-        finally:
-            input_files = hasher.join_result()
-        result.input_files = input_files
-        fp = fingerprint(input_files)
-        if fp == known_fingerprint:
-            result.status = "unchanged"
-            return result
+
+    def read() -> tuple[JobRecord, list[dict[str, Any]]]:
+        job = mg.read_job(files.lab_folder, files.job)
+        pixel_size = _pixel_size(job.metadata, job.metadata_file)
+        rows = class_rows(job.metadata, pixel_size)
         images = job.images.images
         n = len(images)
         nan = np.full(n, np.nan)
@@ -256,43 +244,21 @@ def stage_magellon_job(
             ),
             images=images,
         )
-        result.metadata = {
-            "software": SOFTWARE,
-            "project_uid": files.project_uid,
-            "job_uid": files.job_uid,
+        return record, rows
+
+    return extract.stage_from(
+        files,
+        staging,
+        known_fingerprint,
+        read,
+        fingerprint_of=fingerprint,
+        extra_metadata={
             "magellon_job": files.job,
-            "iteration": 0,
-            "pixel_size_A": pixel_size,
-            "box_size": record.box_size,
-            "n_classes": n,
-            "n_particles": 0,
             "particle_counts_known": False,
             "images_are_8bit": True,
-            "source_path": str(files.job_dir),
-            "sha256": {name: info["sha256"] for name, info in input_files.items()},
-            "fingerprint": fp,
-            "extracted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "cryocurate_version": __version__,
-            "classes": rows,
-        }
-        extract.write_class_averages(Path(staging) / layout.CLASS_AVERAGES, record, result.metadata)
-        atomic.fsync_tree(Path(staging))
-        result.status = "staged"
-    except CryocurateError as err:
-        result.message = str(err)
-    except MemoryError:
-        result.message = f"{files.job_dir}: out of memory while importing"
-    except OSError as err:
-        result.message = f"{err.filename or files.job_dir}: {err.strerror or err}"
-    except Exception as err:  # a bug: still one line, never a traceback
-        result.message = (
-            f"{files.job_dir}: internal error ({type(err).__name__}: {err}); please report it"
-        )
-    finally:
-        result.seconds = time.perf_counter() - started
-    if result.status == "error":
-        tree.discard(Path(staging) / layout.CLASS_AVERAGES)
-    return result
+        },
+        doing="importing",
+    )
 
 
 class MagellonExtraction(extract.Extraction):

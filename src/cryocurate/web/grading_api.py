@@ -20,10 +20,10 @@ from cryocurate import accounts, grading
 from cryocurate.catalog.models import Campaign, User
 from cryocurate.errors import ConflictError, CryocurateError, NotFoundError
 from cryocurate.grading import access
+from cryocurate.grading.items import class_image_url
 from cryocurate.grading.progress import campaign_progress, my_progress
 from cryocurate.grading.queue import positions, run_items
 from cryocurate.portal import Portal
-from cryocurate.store import layout
 from cryocurate.web.auth import require_user
 from cryocurate.web.pages.render import jsonable
 
@@ -92,7 +92,7 @@ def _rubric_url(example: Any) -> str | None:
     ca = example.class_average
     if ca is not None:
         run = ca.run
-        return f"/data/{run.dataset_id}/{run.name}/{layout.class_image_relpath(ca.class_index)}"
+        return class_image_url(run.dataset_id, run.name, ca.class_index)
     return None
 
 
@@ -127,15 +127,7 @@ def get_campaign(
                 ],
                 "grades_per_item": campaign.grades_per_item,
                 "repeat_share": campaign.repeat_share,
-                "runs": [
-                    {
-                        "run_id": link.run.id,
-                        "run_name": link.run.name,
-                        "dataset_id": link.run.dataset_id,
-                        "lab": link.run.dataset.lab,
-                    }
-                    for link in sorted(campaign.runs, key=lambda r: r.run_id)
-                ],
+                "runs": grading.campaign_runs(campaign),
                 "progress": progress,
             }
             if body["is_labeller"]:

@@ -45,10 +45,10 @@ from cryocurate.catalog.models import (
 )
 from cryocurate.errors import CryocurateError, InputError, NotFoundError
 from cryocurate.grading.campaigns import DEFAULT_REPEAT_SHARE, labeller_users
+from cryocurate.grading.items import class_image_url
 from cryocurate.grading.progress import NO_LAB
 from cryocurate.grading.scales import value_of
 from cryocurate.portal import Portal
-from cryocurate.store import layout
 from cryocurate.web.auth import csrf_token, require_role, require_user
 from cryocurate.web.pages.render import render
 
@@ -131,19 +131,8 @@ def _people(session: Session) -> list[dict[str, Any]]:
 def _campaign_rows(session: Session) -> list[dict[str, Any]]:
     rows = []
     for campaign in grading.list_campaigns(session):
-        progress = grading.campaign_progress(session, campaign)
-        rows.append(
-            {
-                "id": campaign.id,
-                "name": campaign.name,
-                "scale": campaign.scale.value,
-                "items": progress["items"],
-                "labellers": len(progress["per_labeller"]),
-                "done": progress["done"],
-                "target": progress["target"],
-                "percent": _pct(progress["done"], progress["target"]),
-            }
-        )
+        row = grading.campaign_summary(session, campaign)
+        rows.append({**row, "percent": _pct(row["done"], row["target"])})
     return rows
 
 
@@ -256,8 +245,7 @@ def _example_image(session: Session, campaign: Campaign, example: Any) -> dict[s
         return {
             "item_id": ca.id,
             "label": f"class {ca.class_index} of {run.name}",
-            "image_url": f"/data/{run.dataset_id}/{run.name}/"
-            + layout.class_image_relpath(ca.class_index),
+            "image_url": class_image_url(run.dataset_id, run.name, ca.class_index),
             "run_url": f"/runs/{run.id}",
         }
     ts = example.tiltseries
