@@ -107,6 +107,12 @@ class Labeller:
         el = self.page.locator("#save-state")
         return el.get_attribute("data-state"), int(el.get_attribute("data-pending"))
 
+    def wait_state(self, state: str, pending: int, timeout: float = 10_000) -> None:
+        """Wait for the indicator: it is updated after the next item is painted, so right
+        after a keypress it may still show the count from before."""
+        selector = f"#save-state[data-state='{state}'][data-pending='{pending}']"
+        self.page.wait_for_selector(selector, timeout=timeout)
+
     def wait_saved(self, timeout: float = 20_000) -> None:
         self.page.wait_for_selector("#save-state[data-state='saved']", timeout=timeout)
 
@@ -307,6 +313,7 @@ def test_offline_and_server_killed_mid_run(
     lena.context.set_offline(True)
     for key in "BCD":
         lena.press(key)
+    lena.wait_state("offline", 3)
     assert lena.state() == ("offline", 3)
     assert "3 waiting" in lena.page.text_content("#save-state")
     lena.context.set_offline(False)

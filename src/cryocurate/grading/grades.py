@@ -205,8 +205,9 @@ def record_many(
 ) -> list[Ack | str]:
     """Record a batch from a browser's outbox, each in its own short transaction (one bad
     grade does not hold back the others). ``check(session, campaign, user)`` runs first in
-    each transaction (the web layer's access rule), so a refusal there refuses the grade.
-    Each result is an :class:`Ack` or the error's one-line message."""
+    each transaction (the web layer's access rule); its refusal, like an unknown campaign or
+    user, refuses the rest of the batch (raised). Each result is an :class:`Ack` or the
+    grade's error as one line."""
     serial = _SQLITE_WRITER if portal.engine.dialect.name == "sqlite" else contextlib.nullcontext()
     results: list[Ack | str] = []
     for request in requests:
@@ -219,16 +220,18 @@ def record_many(
                         raise NotFoundError(f"no user with id {user_id}")
                     if check is not None:
                         check(session, campaign, user)
-                    results.append(record(session, campaign, user, request))
+                    outcome: Ack | str
+                    try:
+                        outcome = record(session, campaign, user, request)
+                    except (InputError, NotFoundError, ConflictError) as err:
+                        outcome = str(err)  # refused before anything was written
+                results.append(outcome)
                 break
             except IntegrityError:
                 # Another request won a race for the same row (same request id, or the first
                 # grade of this item): the retry sees its row and follows the rules above.
                 if attempt == 2:
                     raise
-            except (InputError, NotFoundError, ConflictError) as err:
-                results.append(str(err))
-                break
     return results
 
 

@@ -187,11 +187,6 @@ def post_grades(
 ) -> Response:
     """Record a batch of grades and skips for the user sending them (idempotent)."""
     portal = _portal(request)
-    try:
-        with portal.transaction() as session:
-            access.visible_campaign(session, campaign_id, user)
-    except CryocurateError as err:
-        return _error(err)
     requests = [
         grading.GradeRequest(
             request_id=g.request_id,
@@ -203,12 +198,13 @@ def post_grades(
         )
         for g in body.grades
     ]
+    try:
+        # The access rule runs inside each grade's transaction: one transaction per grade.
+        outcomes = grading.record_many(portal, campaign_id, user.id, requests, check=_visible)
+    except CryocurateError as err:
+        return _error(err)
     results = []
-    for request_, outcome in zip(
-        requests,
-        grading.record_many(portal, campaign_id, user.id, requests),
-        strict=True,
-    ):
+    for request_, outcome in zip(requests, outcomes, strict=True):
         if isinstance(outcome, grading.Ack):
             results.append(outcome.as_dict())
         else:
@@ -222,6 +218,10 @@ def post_grades(
                 }
             )
     return _ok({"results": results})
+
+
+def _visible(session: Any, campaign: Campaign, user: User) -> None:
+    access.visible_campaign(session, campaign.id, user)
 
 
 @router.get("/{campaign_id:int}/grades")
