@@ -60,6 +60,8 @@ def test_a_labeller_grades_and_resumes(setup):
     assert detail["levels"][0]["name"] == "Best" and detail["is_labeller"]
     assert [row["lab"] for row in detail["progress"]["per_lab"]] == ["Lab A", "Lab B"]
     assert [r["labeller"] for r in detail["progress"]["per_labeller"]] == [LABELLERS[0]]
+    assert "repeats" not in detail["progress"]["per_labeller"][0]  # repeats are unannounced
+    assert set(detail["my_progress"]) == {"done", "total", "per_run"}
     q = c.get(f"/api/v1/campaigns/{cid}/queue?limit=5").json()
     assert q["resume"] == 0 and q["queue_length"] == 12 and len(q["items"]) == 5
     batch = [_grade(q["items"][0]["item_id"], "B", "fixed-request-1")]

@@ -3,6 +3,8 @@
 * A labeller sees the campaigns they grade in, and only their own grades.
 * A reviewer sees every campaign and everyone's grades (to settle disagreements).
 * An admin sees everything and manages campaigns.
+* Progress counts are for everyone who sees the campaign, but per-labeller rows only for
+  reviewers and admins: a labeller sees their own row, without the repeat counts.
 * Nobody changes anyone else's grades: a grade is always recorded for the user who sends it.
 
 Refusals of things a user may not even know about are "not found", so ids do not leak.
@@ -10,11 +12,17 @@ Refusals of things a user may not even know about are "not found", so ids do not
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from cryocurate.catalog.models import Campaign, Role, User
 from cryocurate.errors import NotFoundError
 from cryocurate.grading.campaigns import get_campaign, is_labeller
+from cryocurate.grading.progress import campaign_progress
+
+# A labeller's repeat counts would tell them that some items come back: repeats are unannounced.
+_REPEAT_FIELDS = ("repeats", "repeats_graded")
 
 
 class ForbiddenError(NotFoundError):
@@ -37,3 +45,15 @@ def check_grades_of(user: User, labeller: User) -> None:
     """Refuse a labeller reading someone else's grades."""
     if labeller.id != user.id and not sees_all(user):
         raise ForbiddenError("labellers see only their own grades")
+
+
+def visible_progress(session: Session, campaign: Campaign, user: User) -> dict[str, Any]:
+    """The campaign's progress as ``user`` may see it (see the module's rules)."""
+    progress = campaign_progress(session, campaign)
+    if not sees_all(user):
+        progress["per_labeller"] = [
+            {k: v for k, v in row.items() if k not in _REPEAT_FIELDS}
+            for row in progress["per_labeller"]
+            if row["user_id"] == user.id
+        ]
+    return progress

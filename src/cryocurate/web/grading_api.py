@@ -21,7 +21,7 @@ from cryocurate.catalog.models import Campaign, User
 from cryocurate.errors import ConflictError, CryocurateError, NotFoundError
 from cryocurate.grading import access
 from cryocurate.grading.items import class_image_url
-from cryocurate.grading.progress import campaign_progress, my_progress
+from cryocurate.grading.progress import my_progress
 from cryocurate.grading.queue import positions, run_items
 from cryocurate.portal import Portal
 from cryocurate.web.auth import require_user
@@ -65,9 +65,15 @@ def _ok(body: Any) -> JSONResponse:
     return JSONResponse(jsonable(body))
 
 
-def _summary(session: Any, campaign: Campaign, user: User) -> dict[str, Any]:
+def _summary(
+    session: Any, campaign: Campaign, user: User, *, per_run: bool = False
+) -> dict[str, Any]:
+    """The campaign's summary with the user's own progress (``per_run``: with their counts
+    per run too, as the grading page shows them)."""
     labeller = grading.is_labeller(session, campaign, user)
     mine = my_progress(session, campaign, user) if labeller else None
+    if mine is not None and not per_run:
+        mine = {"done": mine["done"], "total": mine["total"]}
     return {
         "id": campaign.id,
         "name": campaign.name,
@@ -76,7 +82,7 @@ def _summary(session: Any, campaign: Campaign, user: User) -> dict[str, Any]:
         "item_kind": campaign.item_kind,
         "closed": campaign.closed,
         "is_labeller": labeller,
-        "my_progress": {"done": mine["done"], "total": mine["total"]} if mine else None,
+        "my_progress": mine,
     }
 
 
@@ -106,13 +112,9 @@ def get_campaign(
             access.visible_campaign(session, campaign_id, user)
             campaign = grading.load_campaign(session, campaign_id)
             keys = {int(lv["value"]): lv["key"] for lv in campaign.levels}
-            progress = campaign_progress(session, campaign)
-            if not access.sees_all(user):
-                progress["per_labeller"] = [
-                    row for row in progress["per_labeller"] if row["user_id"] == user.id
-                ]
+            progress = access.visible_progress(session, campaign, user)
             body = {
-                **_summary(session, campaign, user),
+                **_summary(session, campaign, user, per_run=True),
                 "levels": campaign.levels,
                 "rubric": [
                     {
@@ -130,8 +132,6 @@ def get_campaign(
                 "runs": grading.campaign_runs(campaign),
                 "progress": progress,
             }
-            if body["is_labeller"]:
-                body["my_progress"] = my_progress(session, campaign, user)
             return _ok(body)
     except CryocurateError as err:
         return _error(err)
@@ -271,9 +271,6 @@ def progress(campaign_id: int, request: Request, user: User = Depends(require_us
     try:
         with _portal(request).transaction() as session:
             campaign = access.visible_campaign(session, campaign_id, user)
-            body = campaign_progress(session, campaign)
-            if not access.sees_all(user):
-                body["per_labeller"] = [r for r in body["per_labeller"] if r["user_id"] == user.id]
-            return _ok(body)
+            return _ok(access.visible_progress(session, campaign, user))
     except CryocurateError as err:
         return _error(err)

@@ -44,6 +44,7 @@ from cryocurate.catalog.models import (
     User,
 )
 from cryocurate.errors import CryocurateError, InputError, NotFoundError
+from cryocurate.grading import access
 from cryocurate.grading.campaigns import DEFAULT_REPEAT_SHARE, labeller_users
 from cryocurate.grading.items import class_image_url
 from cryocurate.grading.progress import NO_LAB
@@ -325,11 +326,11 @@ def _edit(request: Request, admin: User, campaign_id: int, change: Any) -> Respo
     the page with the error (400)."""
     try:
         with _portal(request).transaction() as session:
-            change(session, grading.get_campaign(session, campaign_id))
-    except NotFoundError as err:
-        if "campaign" in str(err):
-            raise HTTPException(status_code=404, detail=str(err)) from err
-        return _edit_page(request, admin, campaign_id, error=str(err), status=400)
+            try:
+                campaign = grading.get_campaign(session, campaign_id)
+            except NotFoundError as err:  # no such campaign: 404; anything else: the form's error
+                raise HTTPException(status_code=404, detail=str(err)) from err
+            change(session, campaign)
     except CryocurateError as err:
         return _edit_page(request, admin, campaign_id, error=str(err), status=400)
     return RedirectResponse(f"/admin/campaigns/{campaign_id}", status_code=303)
@@ -454,24 +455,13 @@ def admin_remove_example(
 
 def overview_context(session: Session, campaign_id: int, viewer: User) -> dict[str, Any]:
     """The overview's data as ``viewer`` may see it; NotFoundError for anyone who may not."""
-    campaign = grading.get_campaign(session, campaign_id)
-    sees_all = viewer.role in (Role.admin, Role.reviewer)
-    if not sees_all and not grading.is_labeller(session, campaign, viewer):
-        raise NotFoundError(f"no campaign with id {campaign_id}")
-    progress = grading.campaign_progress(session, campaign)
+    campaign = access.visible_campaign(session, campaign_id, viewer)
+    progress = access.visible_progress(session, campaign, viewer)
 
     def with_pct(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{**r, "percent": _pct(r["done"], r["target"])} for r in rows]
 
     people = progress["per_labeller"]
-    if not sees_all:
-        # Their own row only, and without the repeats: those are shown unannounced.
-        hidden = ("repeats", "repeats_graded")
-        people = [
-            {k: v for k, v in p.items() if k not in hidden}
-            for p in people
-            if p["user_id"] == viewer.id
-        ]
     return {
         "campaign": {
             "id": campaign.id,
@@ -482,7 +472,7 @@ def overview_context(session: Session, campaign_id: int, viewer: User) -> dict[s
             "closed": campaign.closed,
         },
         "viewer": _me(viewer),
-        "sees_all_labellers": sees_all,
+        "sees_all_labellers": access.sees_all(viewer),
         "progress": {
             "done": progress["done"],
             "target": progress["target"],
