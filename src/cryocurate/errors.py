@@ -9,6 +9,7 @@
     │   ├── NotAJobError            a folder holds no 2D classification job we recognise
     │   └── InconsistentJobError    the files of one job disagree with each other
     ├── NotFoundError               a catalog entity (dataset, run…) does not exist
+    │   └── ForbiddenError          …or exists, but this user may not see or do it
     ├── ConflictError               the request clashes with what is already stored
     └── PortalError                 the portal root is missing, damaged or of another version
 
@@ -71,6 +72,12 @@ class NotFoundError(CryocurateError):
     """A catalog entity asked for by id or name does not exist."""
 
     exit_code = 2
+
+
+class ForbiddenError(NotFoundError):
+    """The user may not see or change this (a labeller asking for another's grades). A
+    subclass of NotFoundError, so code that only needs "not available" treats both alike; the
+    web layer answers 403."""
 
 
 class ConflictError(CryocurateError):

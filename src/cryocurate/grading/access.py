@@ -17,16 +17,20 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cryocurate.catalog.models import Campaign, Role, User
-from cryocurate.errors import NotFoundError
+from cryocurate.errors import ForbiddenError, NotFoundError
 from cryocurate.grading.campaigns import get_campaign, is_labeller
 from cryocurate.grading.progress import campaign_progress
 
+__all__ = [
+    "ForbiddenError",
+    "check_grades_of",
+    "sees_all",
+    "visible_campaign",
+    "visible_progress",
+]
+
 # A labeller's repeat counts would tell them that some items come back: repeats are unannounced.
 _REPEAT_FIELDS = ("repeats", "repeats_graded")
-
-
-class ForbiddenError(NotFoundError):
-    """A user asked for something they may not see (shown as 403 by the web layer)."""
 
 
 def sees_all(user: User) -> bool:

@@ -41,8 +41,8 @@ from cryocurate.catalog.models import (
     User,
     utcnow,
 )
-from cryocurate.errors import NotFoundError
-from cryocurate.grading.access import ForbiddenError, sees_all
+from cryocurate.errors import ForbiddenError, NotFoundError
+from cryocurate.grading.access import sees_all
 from cryocurate.grading.annotations import ensure_grade_annotation
 from cryocurate.grading.consensus import consensus_report
 from cryocurate.grading.items import item_image_url, key_photo

@@ -29,7 +29,13 @@ from pydantic import Field as PField
 
 from cryocurate.catalog import filters
 from cryocurate.catalog.filters import ENTITIES, Entity, Search
-from cryocurate.errors import ConflictError, CryocurateError, InputError, NotFoundError
+from cryocurate.errors import (
+    ConflictError,
+    CryocurateError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+)
 from cryocurate.portal import Portal
 
 PREFIX = "/api/v1"
@@ -42,16 +48,22 @@ def error_response(message: str, status: int) -> JSONResponse:
     return JSONResponse({"ok": False, "error": message, "status": status}, status_code=status)
 
 
-def _status(err: CryocurateError) -> int:
-    for kind, status in ((InputError, 400), (NotFoundError, 404), (ConflictError, 409)):
+def status_for(err: CryocurateError) -> int:
+    """The HTTP status of one of our errors."""
+    for kind, status in (
+        (ForbiddenError, 403),
+        (InputError, 400),
+        (NotFoundError, 404),
+        (ConflictError, 409),
+    ):
         if isinstance(err, kind):
             return status
     return 500
 
 
-class _EnvelopeRoute(APIRoute):
-    """Turns our errors and request-validation errors into the envelope, for these routes only
-    (the pages keep their own error handling)."""
+class ErrorEnvelopeRoute(APIRoute):
+    """Turns our errors into the envelope, for the routes of a JSON router (the pages keep
+    their own error handling): views raise, and never build error responses themselves."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -60,7 +72,20 @@ class _EnvelopeRoute(APIRoute):
             try:
                 return await handler(request)
             except CryocurateError as err:
-                return error_response(str(err), _status(err))
+                return error_response(str(err), status_for(err))
+
+        return route
+
+
+class _EnvelopeRoute(ErrorEnvelopeRoute):
+    """The catalog API's routes also answer request-validation errors in the envelope (400)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
             except RequestValidationError as err:
                 problems = [f"{_where(e['loc'])}: {e['msg']}" for e in err.errors()]
                 return error_response("; ".join(problems), 400)

@@ -3,8 +3,9 @@
 Every route needs a logged-in user (session cookie, or ``Authorization: Bearer`` token); the
 auth middleware has already refused state-changing session requests without the CSRF token.
 Views are thin over :mod:`cryocurate.grading`; who sees what is
-:mod:`cryocurate.grading.access`. Grades are posted in batches (the page's outbox), each
-recorded in its own transaction so one bad grade never holds back the others.
+:mod:`cryocurate.grading.access`; their errors become the API's one error envelope
+(:class:`~cryocurate.web.api.ErrorEnvelopeRoute`). Grades are posted in batches (the page's
+outbox), each recorded in its own transaction so one bad grade never holds back the others.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from pydantic import BaseModel, Field
 
 from cryocurate import accounts, grading
 from cryocurate.catalog.models import Campaign, User
-from cryocurate.errors import ConflictError, CryocurateError, NotFoundError
+from cryocurate.errors import NotFoundError
 from cryocurate.grading import access
 from cryocurate.grading.items import class_image_url
 from cryocurate.grading.progress import my_progress
 from cryocurate.grading.queue import positions, run_items
 from cryocurate.portal import Portal
+from cryocurate.web.api import ErrorEnvelopeRoute
 from cryocurate.web.auth import require_user
 from cryocurate.web.pages.render import jsonable
 
-router = APIRouter(prefix="/api/v1/campaigns", tags=["grading"])
+router = APIRouter(prefix="/api/v1/campaigns", tags=["grading"], route_class=ErrorEnvelopeRoute)
 MAX_BATCH = 100
 
 
@@ -48,17 +50,6 @@ class GradesIn(BaseModel):
 
 def _portal(request: Request) -> Portal:
     return request.app.state.portal  # type: ignore[no-any-return]
-
-
-def _error(err: CryocurateError) -> JSONResponse:
-    status = 400
-    if isinstance(err, access.ForbiddenError):
-        status = 403
-    elif isinstance(err, NotFoundError):
-        status = 404
-    elif isinstance(err, ConflictError):
-        status = 409
-    return JSONResponse({"ok": False, "error": str(err), "status": status}, status)
 
 
 def _ok(body: Any) -> JSONResponse:
@@ -107,34 +98,31 @@ def get_campaign(
     campaign_id: int, request: Request, user: User = Depends(require_user)
 ) -> Response:
     """The campaign as the grading page needs it: scale, rubric, runs, progress."""
-    try:
-        with _portal(request).transaction() as session:
-            access.visible_campaign(session, campaign_id, user)
-            campaign = grading.load_campaign(session, campaign_id)
-            keys = {int(lv["value"]): lv["key"] for lv in campaign.levels}
-            progress = access.visible_progress(session, campaign, user)
-            body = {
-                **_summary(session, campaign, user, per_run=True),
-                "levels": campaign.levels,
-                "rubric": [
-                    {
-                        "value": e.value,
-                        "key": keys.get(e.value),
-                        "image_url": _rubric_url(e),
-                        "caption": e.caption,
-                        "class_average_id": e.class_average_id,
-                        "tiltseries_id": e.tiltseries_id,
-                    }
-                    for e in campaign.rubric_examples
-                ],
-                "grades_per_item": campaign.grades_per_item,
-                "repeat_share": campaign.repeat_share,
-                "runs": grading.campaign_runs(campaign),
-                "progress": progress,
-            }
-            return _ok(body)
-    except CryocurateError as err:
-        return _error(err)
+    with _portal(request).transaction() as session:
+        access.visible_campaign(session, campaign_id, user)
+        campaign = grading.load_campaign(session, campaign_id)
+        keys = {int(lv["value"]): lv["key"] for lv in campaign.levels}
+        progress = access.visible_progress(session, campaign, user)
+        body = {
+            **_summary(session, campaign, user, per_run=True),
+            "levels": campaign.levels,
+            "rubric": [
+                {
+                    "value": e.value,
+                    "key": keys.get(e.value),
+                    "image_url": _rubric_url(e),
+                    "caption": e.caption,
+                    "class_average_id": e.class_average_id,
+                    "tiltseries_id": e.tiltseries_id,
+                }
+                for e in campaign.rubric_examples
+            ],
+            "grades_per_item": campaign.grades_per_item,
+            "repeat_share": campaign.repeat_share,
+            "runs": grading.campaign_runs(campaign),
+            "progress": progress,
+        }
+        return _ok(body)
 
 
 @router.get("/{campaign_id:int}/queue")
@@ -146,26 +134,23 @@ def queue(
     user: User = Depends(require_user),
 ) -> Response:
     """The user's own queue from ``start`` (default: where they resume)."""
-    try:
-        with _portal(request).transaction() as session:
-            campaign = access.visible_campaign(session, campaign_id, user)
-            if not grading.is_labeller(session, campaign, user):
-                raise NotFoundError(f"campaign {campaign_id} has no items for {user.email}")
-            where = grading.resume(session, campaign, user)
-            first = start if start is not None else (where.position or 0)
-            items = grading.window(session, campaign, user, first, limit)
-            return _ok(
-                {
-                    "resume": where.position,
-                    "skipped_only": where.skipped_only,
-                    "start": first,
-                    "queue_length": positions(session, campaign, user),
-                    "items": items,
-                    "my_progress": my_progress(session, campaign, user),
-                }
-            )
-    except CryocurateError as err:
-        return _error(err)
+    with _portal(request).transaction() as session:
+        campaign = access.visible_campaign(session, campaign_id, user)
+        if not grading.is_labeller(session, campaign, user):
+            raise NotFoundError(f"campaign {campaign_id} has no items for {user.email}")
+        where = grading.resume(session, campaign, user)
+        first = start if start is not None else (where.position or 0)
+        items = grading.window(session, campaign, user, first, limit)
+        return _ok(
+            {
+                "resume": where.position,
+                "skipped_only": where.skipped_only,
+                "start": first,
+                "queue_length": positions(session, campaign, user),
+                "items": items,
+                "my_progress": my_progress(session, campaign, user),
+            }
+        )
 
 
 @router.get("/{campaign_id:int}/runs/{run_id:int}/items")
@@ -173,12 +158,9 @@ def grid_items(
     campaign_id: int, run_id: int, request: Request, user: User = Depends(require_user)
 ) -> Response:
     """One run's items in class order, with the user's grades: the grid mode."""
-    try:
-        with _portal(request).transaction() as session:
-            campaign = access.visible_campaign(session, campaign_id, user)
-            return _ok({"items": run_items(session, campaign, user, run_id)})
-    except CryocurateError as err:
-        return _error(err)
+    with _portal(request).transaction() as session:
+        campaign = access.visible_campaign(session, campaign_id, user)
+        return _ok({"items": run_items(session, campaign, user, run_id)})
 
 
 @router.post("/{campaign_id:int}/grades")
@@ -198,11 +180,8 @@ def post_grades(
         )
         for g in body.grades
     ]
-    try:
-        # The access rule runs inside each grade's transaction: one transaction per grade.
-        outcomes = grading.record_many(portal, campaign_id, user.id, requests, check=_visible)
-    except CryocurateError as err:
-        return _error(err)
+    # The access rule runs inside each grade's transaction: one transaction per grade.
+    outcomes = grading.record_many(portal, campaign_id, user.id, requests, check=_visible)
     results = []
     for request_, outcome in zip(requests, outcomes, strict=True):
         if isinstance(outcome, grading.Ack):
@@ -232,18 +211,15 @@ def get_grades(
     user: User = Depends(require_user),
 ) -> Response:
     """Current grades: a labeller's own; reviewers and admins everyone's (or ``labeller``'s)."""
-    try:
-        with _portal(request).transaction() as session:
-            campaign = access.visible_campaign(session, campaign_id, user)
-            whose: User | None = user
-            if labeller is not None:
-                whose = accounts.get_user(session, labeller)
-                access.check_grades_of(user, whose)
-            elif access.sees_all(user):
-                whose = None
-            return _ok({"grades": grading.grade_rows(session, campaign, whose)})
-    except CryocurateError as err:
-        return _error(err)
+    with _portal(request).transaction() as session:
+        campaign = access.visible_campaign(session, campaign_id, user)
+        whose: User | None = user
+        if labeller is not None:
+            whose = accounts.get_user(session, labeller)
+            access.check_grades_of(user, whose)
+        elif access.sees_all(user):
+            whose = None
+        return _ok({"grades": grading.grade_rows(session, campaign, whose)})
 
 
 @router.get("/{campaign_id:int}/items/{item_id:int}/history")
@@ -255,22 +231,16 @@ def item_history(
     user: User = Depends(require_user),
 ) -> Response:
     """Every grade and skip one labeller gave one item (a labeller: their own)."""
-    try:
-        with _portal(request).transaction() as session:
-            campaign = access.visible_campaign(session, campaign_id, user)
-            whose = accounts.get_user(session, labeller) if labeller else user
-            access.check_grades_of(user, whose)
-            return _ok({"history": grading.history(session, campaign, item_id, whose)})
-    except CryocurateError as err:
-        return _error(err)
+    with _portal(request).transaction() as session:
+        campaign = access.visible_campaign(session, campaign_id, user)
+        whose = accounts.get_user(session, labeller) if labeller else user
+        access.check_grades_of(user, whose)
+        return _ok({"history": grading.history(session, campaign, item_id, whose)})
 
 
 @router.get("/{campaign_id:int}/progress")
 def progress(campaign_id: int, request: Request, user: User = Depends(require_user)) -> Response:
     """Progress toward the target per lab and run (per labeller: reviewers and admins)."""
-    try:
-        with _portal(request).transaction() as session:
-            campaign = access.visible_campaign(session, campaign_id, user)
-            return _ok(access.visible_progress(session, campaign, user))
-    except CryocurateError as err:
-        return _error(err)
+    with _portal(request).transaction() as session:
+        campaign = access.visible_campaign(session, campaign_id, user)
+        return _ok(access.visible_progress(session, campaign, user))
