@@ -42,7 +42,7 @@ class Resume:
     skipped_only: bool  # every remaining item was skipped once: they come back now
 
 
-def _others_graded(campaign: Campaign, user: User) -> Any:
+def _others_graded(user: User) -> Any:
     """How many others already gave this item its (first-look) grade: for retirement."""
     other = aliased(Grade)
     return (
@@ -76,7 +76,7 @@ def _open(campaign: Campaign, user: User) -> Any:
             condition,
             sa.or_(
                 QueueEntry.repeat.is_(True),
-                _others_graded(campaign, user) < campaign.grades_per_item,
+                _others_graded(user) < campaign.grades_per_item,
             ),
         )
     return condition
@@ -149,7 +149,7 @@ def _entries(campaign: Campaign, user: User) -> Any:
             sa.or_(
                 Grade.id.is_not(None),
                 QueueEntry.repeat.is_(True),
-                _others_graded(campaign, user) < campaign.grades_per_item,
+                _others_graded(user) < campaign.grades_per_item,
             )
         )
     return query
