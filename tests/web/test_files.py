@@ -294,3 +294,55 @@ def test_zip_of_a_300_mb_run_streams_in_bounded_memory(tmp_path, class_job, live
         while block := fh.read(8 << 20):
             expected.update(block)
     assert digest.hexdigest() == expected.hexdigest()
+
+
+def _grow(path: Path, size: int) -> None:
+    """Make ``path`` ``size`` bytes (sparse, with a random block every 37 MiB)."""
+    with open(path, "r+b") as fh:
+        fh.truncate(size)
+        for offset in range(1 << 20, size, 37 << 20):
+            fh.seek(offset)
+            fh.write(os.urandom(1 << 20))
+
+
+@pytest.mark.slow
+def test_a_file_removed_during_a_zip_download_cuts_it_short(tmp_path, class_job, live_server):
+    """The zip's length was promised before its first byte: a file that vanishes on the way
+    must end the download visibly incomplete, never as a smaller zip that looks whole."""
+    source = build_source(tmp_path / "portal", None, class_job)
+    _grow(_data(source) / MRC, 200 << 20)
+    url = live_server(_serve(source.root))
+    with Portal.open(source.root) as portal:
+        listing = list_entity(portal, "run", source.tomo_run_id)
+    big = next(i for i, e in enumerate(listing.entries) if e.size == 200 << 20)
+    victim = listing.entries[-1].source  # zipped after the tomogram
+    assert victim is not None and big < len(listing.entries) - 1
+    received = 0
+    zip_url = f"{url}/download/run/{source.tomo_run_id}.zip"
+    with pytest.raises(httpx.RemoteProtocolError), httpx.stream("GET", zip_url) as r:
+        assert r.status_code == 200
+        for chunk in r.iter_raw(1 << 20):
+            if received == 0:
+                victim.unlink()  # the server is still reading the 200 MB tomogram
+            received += len(chunk)
+    assert received < int(r.headers["content-length"])
+    assert httpx.get(f"{url}/download/run/{source.class_run_id}.zip").status_code == 200
+
+
+@pytest.mark.slow
+def test_a_client_that_leaves_mid_zip_stops_the_server_reading(tmp_path, class_job, live_server):
+    source = build_source(tmp_path / "portal", None, class_job)
+    _grow(_data(source) / MRC, 200 << 20)
+    url = live_server(_serve(source.root))
+    server = psutil.Process(url.process.pid)
+    httpx.get(f"{url}/download/run/{source.class_run_id}.zip").raise_for_status()  # warm up
+
+    idle = server.num_threads()
+    with httpx.stream("GET", f"{url}/download/run/{source.tomo_run_id}.zip") as r:
+        next(r.iter_raw(1 << 20))
+        assert server.num_threads() > idle  # the read-ahead thread is running
+    deadline = time.monotonic() + 10
+    while server.num_threads() > idle and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.num_threads() == idle, "the zip's read-ahead thread outlived its client"
+    assert httpx.get(f"{url}/download/run/{source.class_run_id}.zip").status_code == 200

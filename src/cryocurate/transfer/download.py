@@ -2,8 +2,9 @@
 
 One function, :func:`list_entity`, says what a download of a dataset, run, tomogram or
 annotation holds: ``(destination path, size, source file | bytes)`` entries. The CLI copy
-(:func:`copy_entries`), the streamed zip (:mod:`cryocurate.web.files`) and the JSON manifest
-for HTTP clients all use it, so they cannot disagree about names or content.
+(:func:`copy_entries`), the zip (:func:`zip_archive`, streamed by :mod:`cryocurate.web.files`)
+and the JSON manifest for HTTP clients all use it, so they cannot disagree about names or
+content.
 
 What is listed:
 
@@ -42,10 +43,12 @@ from sqlalchemy.orm import Session
 from cryocurate import atomic
 from cryocurate.catalog.models import Annotation, Dataset, Run, Tomogram
 from cryocurate.errors import ConflictError, InputError, NotFoundError
+from cryocurate.formats.stored_zip import Member, StoredZip
 from cryocurate.portal import Portal
 from cryocurate.store import layout, layouts
 
 COPY_BLOCK = 8 << 20
+READ_BLOCK = 1 << 20  # zip reads: large enough for few system calls, small enough to overlap
 JSON_REWRITE_LIMIT = 16 << 20  # metadata JSON is small; anything bigger is copied as is
 
 
@@ -452,6 +455,34 @@ def copy_file(src: Path, dst: Path, progress: Callable[[int], None] | None) -> N
                 progress(n)
 
 
+def zip_archive(listing: Listing) -> StoredZip:
+    """The listing as a stored zip, its size exact before anything is read."""
+    return StoredZip([Member(e.path, e.size, e.mtime or 0.0) for e in listing.entries])
+
+
+def zip_blocks(listing: Listing, archive: StoredZip) -> Iterator[bytes]:
+    """The bytes of ``archive`` (made by :func:`zip_archive` from ``listing``), read as they
+    are asked for; a file that vanished or changed size since the listing raises
+    :class:`ConflictError`."""
+    return archive.stream(_entry_blocks(e) for e in listing.entries)
+
+
+def _entry_blocks(entry: Entry) -> Iterator[bytes]:
+    if entry.content is not None:
+        yield entry.content
+        return
+    assert entry.source is not None
+    try:
+        with open(entry.source, "rb", buffering=0) as f:
+            while block := f.read(READ_BLOCK):
+                yield block
+    except FileNotFoundError as err:
+        raise ConflictError(
+            "was removed from the data tree during the download",
+            where=entry.source, hint="try again",
+        ) from err  # fmt: skip
+
+
 __all__ = [
     "CopyReport",
     "Entry",
@@ -462,4 +493,6 @@ __all__ = [
     "dump_json",
     "is_metadata_json",
     "list_entity",
+    "zip_archive",
+    "zip_blocks",
 ]
