@@ -21,7 +21,9 @@ loopback, one worker, exactly as users run it.
 * download: ``GET /download/run/<id>.zip`` streamed with httpx to nowhere (and with curl, a
   client that costs no Python), against ``cat`` of the same files to /dev/null as the baseline,
   side by side: with a cold page cache (the files evicted with ``posix_fadvise(DONTNEED)``
-  before each run: disk speed) and a warm one. The median of ``--download-repeat`` runs. The
+  before each run: disk speed), a warm one, and cold with the disk's reads limited to 500,
+  1,000 and 1,500 MiB/s for the server and ``cat`` alike (``benchmarks/disk.py``; root and a
+  cgroup needed). The median of ``--download-repeat`` runs. The
   server's RSS (the process and any children) is sampled every 10 ms during each download; the
   peak and the peak minus the idle RSS just before are reported. A last row builds the same
   zip in the benchmark's process, without HTTP, to tell the zip writer's cost from the HTTP
@@ -58,12 +60,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from catalog_fixture import Fixture, backend_name, ensure_portal
 from cryocurate.portal import Portal
-from cryocurate.transfer.download import Listing, list_entity
-from cryocurate.web.files import zip_stream
+from cryocurate.transfer.download import Listing, list_entity, zip_archive, zip_blocks
+from disk import DiskLimit, cat, evict
 from results import machine, read_section, write_section
 from server import RssSampler, served, tree_rss
 
 TARGET_MS = 50.0
+DISK_LIMITS_MIB_S = (500, 1000, 1500)  # a SATA SSD or a 10 GbE link, a fast NVMe, and beyond
 TARGET_RSS_MB = 100.0
 WARMUP = 3
 
@@ -350,25 +353,6 @@ class DownloadResult:
         return self.nbytes / 2**20 / self.seconds
 
 
-def evict(files: list[Path]) -> None:
-    """Drop the files' pages from the page cache (they are clean: written long ago)."""
-    for f in files:
-        fd = os.open(f, os.O_RDONLY)
-        try:
-            os.fdatasync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
-def cat(files: list[Path]) -> float:
-    """Seconds for ``cat FILES > /dev/null``."""
-    start = time.perf_counter()
-    with open(os.devnull, "wb") as null:
-        subprocess.run(["cat", *map(str, files)], stdout=null, check=True)
-    return time.perf_counter() - start
-
-
 def fetch_httpx(client: httpx.Client, url: str) -> tuple[float, int]:
     """Seconds and bytes for streaming ``url`` to nowhere; checks the length and zip end."""
     start = time.perf_counter()
@@ -425,14 +409,21 @@ def bench_download(
         peaks.append((sampler.peak / 2**20, (sampler.peak - idle) / 2**20))
         return seconds, n
 
-    def measure(what: str, cache: str, fn: Any, *args: Any, base_files: list[Path]) -> None:
+    def measure(
+        what: str,
+        cache: str,
+        fn: Any,
+        *args: Any,
+        base_files: list[Path],
+        limit: DiskLimit | None = None,
+    ) -> None:
         times, base_times = [], []
         peaks.clear()
         for _ in range(repeat):
-            if cache == "cold":
+            if cache != "warm":
                 evict(base_files)
-            base_times.append(cat(base_files))
-            if cache == "cold":
+            base_times.append(cat(base_files, limit))
+            if cache != "warm":
                 evict(files)
             seconds, n = tracked(fn, *args)
             times.append(seconds)
@@ -464,6 +455,21 @@ def bench_download(
                 measure("zip, curl", cache, fetch_curl, url, base_files=files)
         big = [biggest.source] if biggest.source else []
         measure("one file (/files/), httpx", "warm", fetch_httpx, client, file_url, base_files=big)
+        if has_curl:
+            measure("one file (/files/), curl", "warm", fetch_curl, file_url, base_files=big)
+    limit, why = DiskLimit.for_files(files) if has_curl else (None, "curl is not installed")
+    info["disk_limit"] = why
+    if limit is not None:
+        try:
+            limit.add(proc.pid)
+            for mib_s in DISK_LIMITS_MIB_S:
+                limit.set(mib_s << 20)
+                cache = f"cold, disk limited to {mib_s:,} MiB/s"
+                measure("zip, curl", cache, fetch_curl, url, base_files=files, limit=limit)
+        finally:
+            limit.close([proc.pid])
+    else:
+        print(f"  no disk-limited rows: {why}", file=sys.stderr)
     times, base_times = [], []
     for _ in range(repeat):
         base_times.append(cat(files))
@@ -472,7 +478,7 @@ def bench_download(
         DownloadResult(
             "zip generation only (in-process, no HTTP)",
             "warm",
-            len(zip_stream(listing)),
+            zip_archive(listing).size,
             statistics.median(times),
             statistics.median(base_times),
         )
@@ -483,7 +489,7 @@ def bench_download(
 def generate_zip(listing: Listing) -> float:
     """Seconds to build the whole zip in this process (what the server does, without HTTP)."""
     start = time.perf_counter()
-    for _chunk in zip_stream(listing):
+    for _chunk in zip_blocks(listing, zip_archive(listing)):
         pass
     return time.perf_counter() - start
 
@@ -519,7 +525,7 @@ def download_table(results: list[DownloadResult]) -> str:
         growth = f"{r.growth_mb:.0f}" if r.growth_mb is not None else "—"
         lines.append(
             f"| {r.what} | {r.cache} | {mb:,.0f} | {r.seconds:.2f} | {r.mb_s:,.0f} "
-            f"| {cat_mb_s:,.0f} | {r.seconds / r.baseline_s:.1f}× | {peak} | {growth} |"
+            f"| {cat_mb_s:,.0f} | {r.seconds / r.baseline_s:.2f}× | {peak} | {growth} |"
         )
     return "\n".join(lines)
 
@@ -580,8 +586,12 @@ def report(
             "/dev/null, measured alternately with it. Cold: every file evicted from the page "
             "cache before each run (disk speed as this machine sees it); warm: all cached. RSS: "
             "the server process, sampled every 10 ms; peak − idle is what the download adds to "
-            "the idle server. The last row builds the same zip in the benchmark's own process, "
-            "without HTTP, to tell the zip writer's cost from the HTTP layer's. "
+            "the idle server. Disk limited: the block device's reads capped with a cgroup for "
+            "the server and for `cat` alike (`benchmarks/disk.py`), to ask whether the download "
+            "keeps up with a disk of that speed when client, server and page cache do not "
+            f"share two cores with a faster one ({dinfo.get('disk_limit', 'not measured')}). "
+            "The last row builds the same zip in the benchmark's own process, without HTTP, to "
+            "tell the zip writer's cost from the HTTP layer's. "
             f"Target: near disk speed, < {TARGET_RSS_MB:.0f} MB.",
             "",
             download_table(dresults),
