@@ -59,6 +59,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from catalog_fixture import Fixture, backend_name, ensure_portal
+from cryocurate.client import Client, Run
 from cryocurate.portal import Portal
 from cryocurate.transfer.download import Listing, list_entity, zip_archive, zip_blocks
 from disk import DiskLimit, cat, evict
@@ -384,6 +385,20 @@ def fetch_curl(url: str) -> tuple[float, int]:
     return time.perf_counter() - start, int(float(out))
 
 
+def fetch_client(base: str, run_id: int, dest: Path) -> tuple[float, int]:
+    """Seconds and bytes for ``Run.get_by_id(...).download_everything(dest)`` with the Python
+    client: file by file over ``/files/``, each written to disk and fsync'd."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    try:
+        start = time.perf_counter()
+        Run.get_by_id(Client(base), run_id).download_everything(str(dest))
+        seconds = time.perf_counter() - start
+        return seconds, sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
 def bench_download(
     base: str, proc: psutil.Process, fixture: Fixture, repeat: int
 ) -> tuple[list[DownloadResult], dict[str, Any]]:
@@ -457,6 +472,9 @@ def bench_download(
         measure("one file (/files/), httpx", "warm", fetch_httpx, client, file_url, base_files=big)
         if has_curl:
             measure("one file (/files/), curl", "warm", fetch_curl, file_url, base_files=big)
+        dest = fixture.root.parent / f"{fixture.root.name}-client-download"
+        client_run = ("Python client: run.download_everything (to disk, fsync'd)", "warm")
+        measure(*client_run, fetch_client, base, fixture.download_run_id, dest, base_files=files)
     limit, why = DiskLimit.for_files(files) if has_curl else (None, "curl is not installed")
     info["disk_limit"] = why
     if limit is not None:
