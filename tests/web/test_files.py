@@ -327,6 +327,9 @@ def test_a_file_removed_during_a_zip_download_cuts_it_short(tmp_path, class_job,
             received += len(chunk)
     assert received < int(r.headers["content-length"])
     assert httpx.get(f"{url}/download/run/{source.class_run_id}.zip").status_code == 200
+    log = url.log_path.read_text()
+    assert f"zip download cut short: {victim}: was removed from the data tree" in log
+    assert "Traceback" not in log
 
 
 @pytest.mark.slow
