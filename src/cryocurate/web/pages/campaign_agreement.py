@@ -29,6 +29,7 @@ from cryocurate.catalog.models import Role, User
 from cryocurate.errors import InputError, NotFoundError
 from cryocurate.grading import get_campaign
 from cryocurate.grading.campaign_agreement import (
+    CampaignAgreement,
     agreement_csv,
     campaign_agreement,
     level_keys,
@@ -298,10 +299,11 @@ def agreement_plots(data: dict[str, Any]) -> dict[str, Any]:
 # Agreement page and downloads
 
 
-def _agreement(
-    request: Request, campaign_id: int, run: int | None, lab: str | None, with_scopes: bool
-) -> dict[str, Any]:
-    """The report of the chosen scope as a dict, with the runs and labs to choose from."""
+def _report(
+    request: Request, campaign_id: int, run: int | None, lab: str | None, *, with_scopes: bool
+) -> tuple[CampaignAgreement, list[dict[str, Any]]]:
+    """The report of the chosen scope (404 for a campaign, run or lab that is not there) and,
+    when asked, α per run and lab to choose from."""
     with _portal(request).transaction() as session:
         try:
             campaign = get_campaign(session, campaign_id)
@@ -310,6 +312,14 @@ def _agreement(
         except NotFoundError as err:
             raise HTTPException(status_code=404, detail=str(err)) from err
         scopes = scope_summaries(session, campaign, ratings=ratings) if with_scopes else []
+    return result, scopes
+
+
+def _agreement(
+    request: Request, campaign_id: int, run: int | None, lab: str | None
+) -> dict[str, Any]:
+    """The report as a dict, with the runs and labs to choose from (the page and its JSON)."""
+    result, scopes = _report(request, campaign_id, run, lab, with_scopes=True)
     data = result.to_dict()
     data["scopes"] = scopes
     return data
@@ -324,7 +334,7 @@ def agreement_json(
     user: User = Reviewer,
 ) -> Response:
     """Every figure of the page as JSON (the report's ``to_dict()`` plus α per run and lab)."""
-    return JSONResponse(_agreement(request, campaign_id, run, lab, True))
+    return JSONResponse(_agreement(request, campaign_id, run, lab))
 
 
 @router.get("/campaigns/{campaign_id:int}/agreement.csv", name="campaign_agreement_csv")
@@ -336,12 +346,7 @@ def agreement_csv_download(
     user: User = Reviewer,
 ) -> Response:
     """Every figure of the chosen scope as long-format CSV, one number per row."""
-    with _portal(request).transaction() as session:
-        try:
-            campaign = get_campaign(session, campaign_id)
-            result = campaign_agreement(session, campaign, run_id=run, lab=lab)
-        except NotFoundError as err:
-            raise HTTPException(status_code=404, detail=str(err)) from err
+    result, _ = _report(request, campaign_id, run, lab, with_scopes=False)
     suffix = f"-run{run}" if run is not None else (f"-lab-{lab}" if lab else "")
     filename = f"campaign{campaign_id}{suffix}-agreement.csv".replace('"', "")
     return Response(
@@ -360,7 +365,7 @@ def agreement_page(
     user: User = Reviewer,
 ) -> Response:
     """The agreement page of the whole campaign or of one run or lab."""
-    data = _agreement(request, campaign_id, run, lab, True)
+    data = _agreement(request, campaign_id, run, lab)
     if wants_json(request):
         return JSONResponse(data)
     query = f"?run={run}" if run is not None else (f"?lab={quote(lab)}" if lab else "")
