@@ -403,11 +403,7 @@ def copy_entries(
             _write_entry(entry, target, progress)
         except FileNotFoundError as err:
             if entry.source is not None and not entry.source.exists():
-                raise ConflictError(
-                    "was removed from the data tree during the download",
-                    where=entry.source,
-                    hint="run the download again",
-                ) from err
+                raise _removed(entry.source) from err
             raise
         report.written += 1
         report.bytes_written += entry.size
@@ -477,10 +473,15 @@ def _entry_blocks(entry: Entry) -> Iterator[bytes]:
             while block := f.read(READ_BLOCK):
                 yield block
     except FileNotFoundError as err:
-        raise ConflictError(
-            "was removed from the data tree during the download",
-            where=entry.source, hint="try again",
-        ) from err  # fmt: skip
+        raise _removed(entry.source) from err
+
+
+def _removed(source: Path) -> ConflictError:
+    """A file listed for a download that was gone when its turn came (copy or zip)."""
+    return ConflictError(
+        "was removed from the data tree during the download", where=source,
+        hint="run the download again",
+    )  # fmt: skip
 
 
 __all__ = [
