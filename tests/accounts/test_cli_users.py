@@ -7,16 +7,9 @@ import json
 import pytest
 
 from cryocurate import accounts
-from cryocurate.cli.main import main
 from cryocurate.errors import InputError
 from cryocurate.portal import Portal
-
-
-def cli(capsys, *argv):
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return int(info.value.code or 0), out.out, out.err
+from tests.cli_in_process import cli
 
 
 @pytest.fixture

@@ -6,16 +6,7 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-from cryocurate.cli.main import main
-
-
-def cli(capsys, *argv):
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return int(info.value.code or 0), out.out, out.err
+from tests.cli_in_process import cli
 
 
 def test_every_command_has_help_with_an_example(capsys):

@@ -24,7 +24,6 @@ from cryocurate.catalog.models import (
     QueueEntry,
     ReviewDecision,
 )
-from cryocurate.cli.main import main
 from cryocurate.grading.access import ForbiddenError
 from cryocurate.grading.agreement import agreement_report
 from cryocurate.grading.annotations import grades_ndjson
@@ -35,6 +34,7 @@ from cryocurate.grading.campaign_agreement import (
 )
 from cryocurate.grading.consensus_store import compute_consensus, flagged_items, settle
 from cryocurate.portal import Portal
+from tests.cli_in_process import cli
 from tests.grading.portal import LABELLERS, PASSWORD, REVIEWER, build_grading_portal
 
 THIRD = "lina@lab-b.org"
@@ -218,13 +218,6 @@ def test_consensus_is_stored_reviewed_and_kept(graded):
         item = s.get(CampaignItem, split)
         assert lines[item.class_average_id]["grade"] == other
         assert lines[item.class_average_id]["settled_by"] == REVIEWER
-
-
-def cli(capsys, *argv):
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return int(info.value.code or 0), out.out, out.err
 
 
 def test_cli_prints_the_same_figures(graded, capsys, tmp_path):

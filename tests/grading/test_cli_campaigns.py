@@ -12,16 +12,9 @@ import sqlalchemy as sa
 
 from cryocurate import accounts, grading
 from cryocurate.catalog.models import ClassAverage, Run
-from cryocurate.cli.main import main
 from cryocurate.portal import Portal
+from tests.cli_in_process import cli
 from tests.grading.portal import LABELLERS, build_grading_portal
-
-
-def cli(capsys, *argv):
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return int(info.value.code or 0), out.out, out.err
 
 
 @pytest.fixture

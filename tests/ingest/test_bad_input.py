@@ -14,8 +14,8 @@ import mrcfile
 import numpy as np
 import pytest
 
-from cryocurate.cli.main import main
 from cryocurate.ingest.discover import JobFiles, find_job
+from tests.cli_in_process import cli as run_cli
 
 
 def _rewrite_cs(path: Path, edit: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -115,13 +115,6 @@ DAMAGES: dict[str, tuple[Callable[[JobFiles], None], str, str]] = {
         "not square",
     ),
 }
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return int(info.value.code or 0), captured.out, captured.err
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ import sqlalchemy as sa
 
 from cryocurate import accounts, grading
 from cryocurate.catalog.models import ClassAverage, Dataset, GradeEvent, Role, Run
-from cryocurate.cli.main import main
 from cryocurate.formats import magellon as mg
 from cryocurate.formats import tkteach
 from cryocurate.portal import Portal
 from cryocurate.store import layout
+from tests.cli_in_process import cli
 from tests.formats.test_tkteach import CATEGORIES_TXT, REVERSED_TXT, Tkteach
 
 J1, J2 = "P3_J12_64a1b2c3d4e5f6a7b8c9d0e1", "P3_J40_64a1b2c3d4e5f6a7b8c9d0e1"
@@ -33,13 +33,6 @@ ANN, BOB = "ann@lab.edu", "bob@lab.edu"
 ANN_GRADES = {(J1, 0): "A", (J1, 1): "B", (J1, 3): "F", (J2, 0): "C"}
 BOB_GRADES = {(J1, 0): "A", (J1, 1): "C", (J1, 3): "D", (J2, 1): "B", (J2, 2): "F"}
 CRYOSIFT_ID = {"A": 1, "B": 2, "C": 3, "D": 4, "F": 5}
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return int(info.value.code or 0), out.out, out.err
 
 
 def _metadata(n: int, seed: int) -> np.ndarray:

@@ -42,7 +42,7 @@ import numpy as np
 import pytest
 import starfile
 
-from cryocurate.cli.main import main
+from tests.cli_in_process import cli
 
 from ..realdata import DataMismatch, DataUnavailable, cryodrgn_test_data
 
@@ -82,14 +82,6 @@ def real() -> dict[str, Path]:
         if _in_ci():
             pytest.fail(f"{reason} (CI is set, so this is an error, not a skip)", pytrace=False)
         pytest.skip(reason)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    """Run the real ``cryocurate`` command in-process: exit status, stdout, stderr."""
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return int(info.value.code or 0), out.out, out.err
 
 
 def new_root(capsys: pytest.CaptureFixture[str], folder: Path) -> Path:

@@ -13,18 +13,11 @@ from PIL import Image
 from sqlalchemy import select
 
 from cryocurate.catalog.models import Annotation, Run, TiltSeries, Tomogram
-from cryocurate.cli.main import main
 from cryocurate.ingest.datasets import DatasetFields, create_dataset
 from cryocurate.portal import Portal
+from tests.cli_in_process import cli
 
 from . import tomo_data as td
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return int(info.value.code or 0), out.out, out.err
 
 
 @pytest.fixture

@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from cryocurate import accounts, grading
-from cryocurate.cli.main import main
 from cryocurate.errors import ConflictError
 from cryocurate.formats.mrc import read_stack
 from cryocurate.learn.export import GRADE_COLUMNS, class_average_columns, export_campaign
 from cryocurate.learn.splits import SPLITS
 from cryocurate.portal import Portal
 from cryocurate.store import layout
+from tests.cli_in_process import cli
 from tests.conftest import _unavailable
 from tests.grading.portal import LABELLERS, build_grading_portal
 
@@ -222,13 +222,6 @@ def graded(tmp_path_factory):
     with Portal.open(built.root) as portal:
         export_campaign(portal, cid, out, seed=1, n_resamples=100)
     return built, cid, recorded, out
-
-
-def cli(capsys, *argv):
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return int(info.value.code or 0), captured.out, captured.err
 
 
 def test_export_is_deterministic(graded, tmp_path):

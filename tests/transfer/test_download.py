@@ -8,19 +8,12 @@ import sys
 
 import pytest
 
-from cryocurate.cli.main import main
 from cryocurate.portal import Portal
 from cryocurate.transfer.download import copy_entries, list_entity
+from tests.cli_in_process import cli
 
 from .conftest import TOMO_RUN, tree_files
 from .test_layouts import V1_FILES, V2_FILES
-
-
-def cli(capsys, *argv):
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return int(info.value.code or 0), out.out, out.err
 
 
 @pytest.mark.parametrize(("name", "expected"), [("v1", V1_FILES), ("v2", V2_FILES)])
