@@ -358,11 +358,8 @@ def tree_files(folder: Path) -> dict[str, Path]:
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def assert_same_tree(a: Path, b: Path) -> None:
