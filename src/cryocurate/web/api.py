@@ -29,14 +29,8 @@ from pydantic import Field as PField
 
 from cryocurate.catalog import filters
 from cryocurate.catalog.filters import ENTITIES, Entity, Search
-from cryocurate.errors import (
-    ConflictError,
-    CryocurateError,
-    ForbiddenError,
-    InputError,
-    NotFoundError,
-)
-from cryocurate.portal import Portal
+from cryocurate.errors import CryocurateError, NotFoundError
+from cryocurate.web.deps import portal_of
 
 PREFIX = "/api/v1"
 DEFAULT_LIMIT = 100
@@ -49,16 +43,8 @@ def error_response(message: str, status: int) -> JSONResponse:
 
 
 def status_for(err: CryocurateError) -> int:
-    """The HTTP status of one of our errors."""
-    for kind, status in (
-        (ForbiddenError, 403),
-        (InputError, 400),
-        (NotFoundError, 404),
-        (ConflictError, 409),
-    ):
-        if isinstance(err, kind):
-            return status
-    return 500
+    """The HTTP status of one of our errors (each class of the tree says its own)."""
+    return err.http_status
 
 
 class ErrorEnvelopeRoute(APIRoute):
@@ -145,10 +131,6 @@ class QueryBody(BaseModel):
 # Handlers.
 
 
-def _portal(request: Request) -> Portal:
-    return request.app.state.portal  # type: ignore[no-any-return]
-
-
 def _search(
     request: Request,
     ent: Entity,
@@ -161,7 +143,7 @@ def _search(
 ) -> JSONResponse:
     search = Search.from_spec(ent, where, order_by, limit, offset)
     includes = filters.parse_includes(ent, include)
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         items, total = search.fetch(session, count=count)
         filters.attach_related(session, items, includes)
     return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
@@ -222,7 +204,7 @@ def _add_routes(ent: Entity) -> None:
     ) -> JSONResponse:
         search = Search.from_spec(ent, {ent.primary_key: {"_eq": ident}}, limit=1)
         includes = filters.parse_includes(ent, include)
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             items, _ = search.fetch(session, count=False)
             if not items:
                 raise NotFoundError(f"no {ent.name} with {ent.primary_key} {ident}")

@@ -43,6 +43,7 @@ from cryocurate.accounts.crypto import new_token, same_secret
 from cryocurate.catalog.models import Role, User
 from cryocurate.errors import CryocurateError, InputError, NotFoundError
 from cryocurate.portal import Portal
+from cryocurate.web.deps import portal_of
 from cryocurate.web.pages.render import jsonable, render, wants_json
 
 SESSION_COOKIE = "cryocurate_session"
@@ -83,10 +84,6 @@ class AuthProblem(Exception):
 
 # ----------------------------------------------------------------------------------------------
 # Finding the user
-
-
-def _portal(request: Request) -> Portal:
-    return request.app.state.portal  # type: ignore[no-any-return]
 
 
 def _bearer(headers: Headers) -> str | None:
@@ -143,7 +140,7 @@ def require_role(*roles: Role | str) -> Callable[[Request], User]:
 
 
 def is_private(request: Request) -> bool:
-    return _portal(request).settings.private
+    return portal_of(request).settings.private
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,7 +246,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        portal = _portal(request)
+        portal = portal_of(request)
         ident = await run_in_threadpool(
             _identify, portal, _bearer(request.headers), request.cookies.get(SESSION_COOKIE)
         )
@@ -370,7 +367,7 @@ def _login_context(request: Request, **extra: Any) -> dict[str, Any]:
 
 
 def _log_in(request: Request, response: Response, user: User) -> Response:
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         token = accounts.start_session(session, user)
     max_age = int(accounts.SESSION_LIFETIME.total_seconds())
     _set_cookie(request, response, SESSION_COOKIE, token, max_age=max_age)
@@ -396,7 +393,7 @@ def login(
         context = _login_context(request, error=error, next=target, email=email)
         return render(request, "login.html", context, status_code=429)
     try:
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             user = accounts.authenticate(session, email, password)
     except accounts.AuthenticationError as err:
         _note_failure(email)
@@ -412,7 +409,7 @@ def logout(request: Request) -> Response:
     # to end.
     ident = identity(request)
     if ident.session_token:
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             accounts.end_session(session, ident.session_token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -430,7 +427,7 @@ def me(request: Request, user: User = Depends(require_user)) -> Response:
 @router.get("/invite/{token}", name="invite")
 def invite_page(request: Request, token: str) -> Response:
     try:
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             invited = accounts.peek_invite(session, token)
     except InputError as err:
         return render(request, "invite.html", _invite_context(request, None, str(err)), 400)
@@ -454,10 +451,10 @@ def accept_invite(
     try:
         if password != confirm:
             raise InputError("the two passwords differ")
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             user = accounts.accept_invite(session, token, password)
     except InputError as err:
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             try:
                 invited: User | None = accounts.peek_invite(session, token)
             except InputError:
@@ -478,7 +475,7 @@ def _admin_page(
     error: str | None = None,
     status: int = 200,
 ) -> Response:
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         users = [_user_view(u) for u in accounts.list_users(session)]
     context = {
         "user": _user_view(admin),
@@ -511,7 +508,7 @@ def admin_add_user(
     lab: str = Form(""),
 ) -> Response:
     try:
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             user = accounts.add_user(session, email, role, display_name=display_name, lab=lab)
             token = accounts.create_invite(session, user)
             address = user.email
@@ -530,7 +527,7 @@ def _user_by_id(session: Any, user_id: int) -> User:
 @router.post("/admin/users/{user_id:int}/invite")
 def admin_reinvite(request: Request, user_id: int, admin: User = AdminUser) -> Response:
     try:
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             user = _user_by_id(session, user_id)
             token = accounts.create_invite(session, user)
             address = user.email
@@ -542,7 +539,7 @@ def admin_reinvite(request: Request, user_id: int, admin: User = AdminUser) -> R
 @router.post("/admin/users/{user_id:int}/disable")
 def admin_disable(request: Request, user_id: int, admin: User = AdminUser) -> Response:
     try:
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             user = _user_by_id(session, user_id)
             if user.id == admin.id:
                 raise InputError("you cannot disable yourself")

@@ -40,9 +40,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.types import Send
 
 from cryocurate.errors import ConflictError, CryocurateError, InputError, NotFoundError
-from cryocurate.portal import Portal
 from cryocurate.store import layouts
 from cryocurate.transfer.download import Kind, Listing, list_entity, zip_archive, zip_blocks
+from cryocurate.web.deps import portal_of
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -77,10 +77,6 @@ def media_type(name: str) -> str:
     if suffix in _BY_SUFFIX:
         return _BY_SUFFIX[suffix]
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
-
-
-def _portal(request: Request) -> Portal:
-    return request.app.state.portal
 
 
 def resolve_in_tree(data_dir: Path, rel: str) -> tuple[Path, os.stat_result] | None:
@@ -124,7 +120,7 @@ def _not_modified(request: Request, response: FileResponse) -> bool:
 @router.get("/files/{path:path}", name="data_file")
 def data_file(path: str, request: Request) -> Response:
     """One file of the data tree (Range requests supported)."""
-    found = resolve_in_tree(_portal(request).data_dir, path)
+    found = resolve_in_tree(portal_of(request).data_dir, path)
     if found is None:
         raise HTTPException(status_code=404, detail="no such file")
     real, st = found
@@ -142,7 +138,7 @@ LayoutQuery = Annotated[str, Query(pattern="^v[12]$", description="Folder layout
 
 def _listing(request: Request, kind: Kind, entity_id: int, layout: str) -> Listing:
     try:
-        return list_entity(_portal(request), kind, entity_id, layout)
+        return list_entity(portal_of(request), kind, entity_id, layout)
     except NotFoundError as err:
         raise HTTPException(status_code=404, detail=str(err)) from err
     except (InputError, ConflictError) as err:

@@ -24,9 +24,9 @@ from cryocurate.grading import access
 from cryocurate.grading.items import class_image_url
 from cryocurate.grading.progress import my_progress
 from cryocurate.grading.queue import positions, run_items
-from cryocurate.portal import Portal
 from cryocurate.web.api import ErrorEnvelopeRoute
 from cryocurate.web.auth import require_user
+from cryocurate.web.deps import portal_of
 from cryocurate.web.pages.render import jsonable
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["grading"], route_class=ErrorEnvelopeRoute)
@@ -46,10 +46,6 @@ class GradeIn(BaseModel):
 
 class GradesIn(BaseModel):
     grades: list[GradeIn] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-def _portal(request: Request) -> Portal:
-    return request.app.state.portal  # type: ignore[no-any-return]
 
 
 def _ok(body: Any) -> JSONResponse:
@@ -80,7 +76,7 @@ def _summary(
 @router.get("")
 def list_campaigns(request: Request, user: User = Depends(require_user)) -> Response:
     """Campaigns the user grades in (reviewers and admins: all), with their own progress."""
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         campaigns = grading.list_campaigns(session, None if access.sees_all(user) else user)
         return _ok({"campaigns": [_summary(session, c, user) for c in campaigns]})
 
@@ -98,7 +94,7 @@ def get_campaign(
     campaign_id: int, request: Request, user: User = Depends(require_user)
 ) -> Response:
     """The campaign as the grading page needs it: scale, rubric, runs, progress."""
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         access.visible_campaign(session, campaign_id, user)
         campaign = grading.load_campaign(session, campaign_id)
         keys = {int(lv["value"]): lv["key"] for lv in campaign.levels}
@@ -134,7 +130,7 @@ def queue(
     user: User = Depends(require_user),
 ) -> Response:
     """The user's own queue from ``start`` (default: where they resume)."""
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         campaign = access.visible_campaign(session, campaign_id, user)
         if not grading.is_labeller(session, campaign, user):
             raise NotFoundError(f"campaign {campaign_id} has no items for {user.email}")
@@ -158,7 +154,7 @@ def grid_items(
     campaign_id: int, run_id: int, request: Request, user: User = Depends(require_user)
 ) -> Response:
     """One run's items in class order, with the user's grades: the grid mode."""
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         campaign = access.visible_campaign(session, campaign_id, user)
         return _ok({"items": run_items(session, campaign, user, run_id)})
 
@@ -168,7 +164,7 @@ def post_grades(
     campaign_id: int, body: GradesIn, request: Request, user: User = Depends(require_user)
 ) -> Response:
     """Record a batch of grades and skips for the user sending them (idempotent)."""
-    portal = _portal(request)
+    portal = portal_of(request)
     requests = [
         grading.GradeRequest(
             request_id=g.request_id,
@@ -211,7 +207,7 @@ def get_grades(
     user: User = Depends(require_user),
 ) -> Response:
     """Current grades: a labeller's own; reviewers and admins everyone's (or ``labeller``'s)."""
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         campaign = access.visible_campaign(session, campaign_id, user)
         whose: User | None = user
         if labeller is not None:
@@ -231,7 +227,7 @@ def item_history(
     user: User = Depends(require_user),
 ) -> Response:
     """Every grade and skip one labeller gave one item (a labeller: their own)."""
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         campaign = access.visible_campaign(session, campaign_id, user)
         whose = accounts.get_user(session, labeller) if labeller else user
         access.check_grades_of(user, whose)
@@ -241,6 +237,6 @@ def item_history(
 @router.get("/{campaign_id:int}/progress")
 def progress(campaign_id: int, request: Request, user: User = Depends(require_user)) -> Response:
     """Progress toward the target per lab and run (per labeller: reviewers and admins)."""
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         campaign = access.visible_campaign(session, campaign_id, user)
         return _ok(access.visible_progress(session, campaign, user))

@@ -49,8 +49,8 @@ from cryocurate.grading.campaigns import DEFAULT_REPEAT_SHARE, labeller_users
 from cryocurate.grading.items import class_image_url
 from cryocurate.grading.progress import NO_LAB
 from cryocurate.grading.scales import value_of
-from cryocurate.portal import Portal
 from cryocurate.web.auth import csrf_token, require_role, require_user
+from cryocurate.web.deps import portal_of
 from cryocurate.web.pages.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -58,10 +58,6 @@ router = APIRouter(include_in_schema=False)
 AdminUser = Depends(require_role(Role.admin))
 IdList = Annotated[list[int], Form()]
 TextList = Annotated[list[str], Form()]
-
-
-def _portal(request: Request) -> Portal:
-    return request.app.state.portal  # type: ignore[no-any-return]
 
 
 def _me(user: User) -> dict[str, Any]:
@@ -149,7 +145,7 @@ def _list_page(
     form: dict[str, Any] | None = None,
     status: int = 200,
 ) -> Response:
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         context = {
             "user": _me(admin),
             "campaigns": _campaign_rows(session),
@@ -225,7 +221,7 @@ def admin_create_campaign(
             repeat_share=_share(repeat_share),
             description=description.strip() or None,
         )
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             creator = session.get(User, admin.id)
             campaign_id = grading.create_campaign(session, spec, created_by=creator).id
     except CryocurateError as err:
@@ -308,7 +304,7 @@ def _edit_page(
     request: Request, admin: User, campaign_id: int, *, error: str | None = None, status: int = 200
 ) -> Response:
     try:
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             context = _edit_context(session, campaign_id)
     except NotFoundError as err:
         raise HTTPException(status_code=404, detail=str(err)) from err
@@ -325,7 +321,7 @@ def _edit(request: Request, admin: User, campaign_id: int, change: Any) -> Respo
     """Apply ``change(session, campaign)`` in one transaction; back to the edit page (303), or
     the page with the error (400)."""
     try:
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             try:
                 campaign = grading.get_campaign(session, campaign_id)
             except NotFoundError as err:  # no such campaign: 404; anything else: the form's error
@@ -492,7 +488,7 @@ def campaign_overview(
     request: Request, campaign_id: int, viewer: User = Depends(require_user)
 ) -> Response:
     try:
-        with _portal(request).transaction() as session:
+        with portal_of(request).transaction() as session:
             context = overview_context(session, campaign_id, viewer)
     except NotFoundError as err:
         raise HTTPException(status_code=404, detail=str(err)) from err

@@ -42,16 +42,12 @@ from cryocurate.grading.consensus_store import (
     settle,
 )
 from cryocurate.grading.ratings import load_ratings
-from cryocurate.portal import Portal
 from cryocurate.web.auth import csrf_token, require_role
+from cryocurate.web.deps import portal_of
 from cryocurate.web.pages.render import render, wants_json
 
 router = APIRouter()
 Reviewer = Depends(require_role(Role.reviewer, Role.admin))
-
-
-def _portal(request: Request) -> Portal:
-    return request.app.state.portal  # type: ignore[no-any-return]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -304,7 +300,7 @@ def _report(
 ) -> tuple[CampaignAgreement, list[dict[str, Any]]]:
     """The report of the chosen scope (404 for a campaign, run or lab that is not there) and,
     when asked, α per run and lab to choose from."""
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         try:
             campaign = get_campaign(session, campaign_id)
             ratings = load_ratings(session, campaign)
@@ -401,7 +397,7 @@ def review_page(
 ) -> Response:
     """The next flagged item nobody has settled (or ``?item=ID``), with everyone's grades
     and the model's verdict; the grade keys settle it (``static/agreement.js``)."""
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         try:
             campaign = get_campaign(session, campaign_id)
         except NotFoundError as err:
@@ -442,7 +438,7 @@ def settle_item(
     campaign_id: int, item_id: int, body: SettleIn, request: Request, user: User = Reviewer
 ) -> Response:
     """Settle one item with the reviewer's grade; answers the item's row as JSON."""
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         try:
             campaign = get_campaign(session, campaign_id)
             row = settle(session, campaign, item_id, user, body.grade, body.note)
@@ -456,7 +452,7 @@ def settle_item(
 @router.post("/campaigns/{campaign_id:int}/consensus", name="campaign_consensus")
 def recompute(campaign_id: int, request: Request, user: User = Reviewer) -> Response:
     """Recompute and store the consensus from the current grades; answers the summary."""
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         try:
             campaign = get_campaign(session, campaign_id)
         except NotFoundError as err:

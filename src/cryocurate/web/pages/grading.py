@@ -25,13 +25,10 @@ from cryocurate.grading import is_labeller, list_campaigns, my_progress
 from cryocurate.grading.access import visible_campaign
 from cryocurate.portal import Portal
 from cryocurate.web.auth import csrf_token, require_user
+from cryocurate.web.deps import portal_of
 from cryocurate.web.pages.render import render
 
 router = APIRouter()
-
-
-def _portal(request: Request) -> Portal:
-    return request.app.state.portal  # type: ignore[no-any-return]
 
 
 def _script_json(data: dict[str, Any]) -> Markup:
@@ -65,13 +62,13 @@ def campaigns_context(portal: Portal, user: User) -> dict[str, Any]:
 @router.get("/campaigns", name="my_campaigns")
 def campaigns_page(request: Request, user: User = Depends(require_user)) -> Response:
     """The labeller's home page: where to grade next and how far they are."""
-    return render(request, "campaigns.html", campaigns_context(_portal(request), user))
+    return render(request, "campaigns.html", campaigns_context(portal_of(request), user))
 
 
 def _screen_context(
     request: Request, user: User, campaign_id: int, mode: str, run_id: int | None
 ) -> dict[str, Any]:
-    with _portal(request).transaction() as session:
+    with portal_of(request).transaction() as session:
         try:
             campaign = visible_campaign(session, campaign_id, user)
         except NotFoundError as err:

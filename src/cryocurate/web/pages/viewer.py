@@ -43,6 +43,7 @@ from cryocurate.formats.annotations import read_ndjson
 from cryocurate.formats.omezarr import read_level, read_pyramid_info
 from cryocurate.formats.png import HIGH_PERCENTILE, LOW_PERCENTILE
 from cryocurate.portal import Portal
+from cryocurate.web.deps import portal_of
 from cryocurate.web.pages.render import render
 
 router = APIRouter()
@@ -56,10 +57,6 @@ OPEN_LEVEL_BYTES = 64 * 2**20
 #: Values sampled for a level's percentiles.
 SAMPLE_VALUES = 2_000_000
 SLICE_CACHE_CONTROL = "public, max-age=3600"
-
-
-def _portal(request: Request) -> Portal:
-    return request.app.state.portal
 
 
 # ── the level cache ─────────────────────────────────────────────────────────────────────────
@@ -214,7 +211,7 @@ def _levels(portal: Portal, omezarr_dir: str | None) -> tuple[list[dict[str, Any
 
 
 def _viewer(request: Request, **which: int) -> Response:
-    portal = _portal(request)
+    portal = portal_of(request)
     with portal.transaction() as session:
         setup = viewer_setup(session, **which)
     if setup is None:
@@ -261,7 +258,7 @@ def tomogram_slice(
     level: Annotated[int, Query(ge=0, le=16)] = 0,
 ) -> Response:
     """One z slice of one pyramid level, as a PNG."""
-    portal = _portal(request)
+    portal = portal_of(request)
     with portal.transaction() as session:
         files = tomogram_files(session, tomogram_id)
     if files is None or not files.omezarr_dir:
@@ -283,7 +280,7 @@ def annotation_points(
     z1: float | None = None,
 ) -> JSONResponse:
     """A point annotation's points in voxels (``x, y, z``), and oriented points' x axes."""
-    portal = _portal(request)
+    portal = portal_of(request)
     with portal.transaction() as session:
         files = annotation_files(session, annotation_id)
     if files is None or not files.ndjson:
@@ -333,7 +330,7 @@ def annotation_outline(
     if match is None:
         raise HTTPException(status_code=422, detail="colour must be 6 hex digits")
     rgb = bytes.fromhex(match.group(1))
-    portal = _portal(request)
+    portal = portal_of(request)
     with portal.transaction() as session:
         files = annotation_files(session, annotation_id)
     if files is None or not files.mask_zarr:

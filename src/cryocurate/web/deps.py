@@ -1,0 +1,33 @@
+"""What a route needs from the app, given once: the portal it serves and a catalog session.
+
+Routes take them as FastAPI dependencies (``portal: PortalDep``, ``session: SessionDep``) or,
+in helpers that only have the request, call :func:`portal_of`. One definition, so no module
+keeps its own copy of "where the portal lives" and a change (several roots, a per-request
+portal) is a change here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from cryocurate.portal import Portal
+
+
+def portal_of(request: Request) -> Portal:
+    """The portal root this app was created for (``create_app`` stores it on the app)."""
+    return request.app.state.portal  # type: ignore[no-any-return]
+
+
+def catalog_session(request: Request) -> Iterator[Session]:
+    """One catalog transaction for the route: committed when the route returns, rolled back
+    if it raises (so an error answered by the boundary leaves nothing half-changed)."""
+    with portal_of(request).transaction() as session:
+        yield session
+
+
+PortalDep = Annotated[Portal, Depends(portal_of)]
+SessionDep = Annotated[Session, Depends(catalog_session)]
