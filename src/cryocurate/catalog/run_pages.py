@@ -6,7 +6,9 @@ the HTML page and its JSON twin. Three queries:
 - :func:`run_overview` — a run's summary (a subset of its metadata, its files counted by type,
   the tilt-series quality), its tomograms (for the Download Run dialog), its annotations
   (for the annotations table, each with its metadata and files) and, for a ``class2d`` run,
-  its class averages (for the gallery).
+  its class averages (for the gallery), each with its grades.
+- :func:`class_grades` — "grades per class average" of some runs, gathered from the runs' grade
+  annotations by kind (see below).
 - :func:`viewer_setup` — one tomogram (by run or by tomogram id) with the annotation layers
   that can be drawn on it, and which of them are shown by default (:func:`default_layers`).
 - :func:`tomogram_files` / :func:`annotation_files` — the stored paths the slice and overlay
@@ -17,24 +19,41 @@ overlap or occlusion"): per object, ground truth is shown before predictions (a 
 pick first, then ground truth, then the rest hidden); a segmentation mask is hidden by default
 when point annotations are shown, so a whole-cytoplasm mask never covers particle picks,
 unless a curator recommended it.
+
+Grades in the gallery come from annotations, as the design says grades are: a campaign's
+consensus is a hybrid ground-truth annotation of its run, a model's predicted grades (a later
+issue) an automated one. :func:`class_grades` is the one query behind every place a class
+average shows a grade (the gallery, the per-run grading summary); it reads the kind of each
+grade annotation from its method type (:data:`GRADE_KINDS`) and answers one row shape for all
+kinds, so a new source of grades is a new kind of annotation, not a new branch in the pages.
+Which annotations a viewer may see is decided above this layer (the caller passes their ids).
+A tile reads "kept" or "dropped" as a cryoSPARC Select 2D gallery does: the best three levels
+of the scale are kept (A–C on the letter scale; 3–5 on the tilt-series scale).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from cryocurate.catalog.annotation_metadata import annotation_metadata
 from cryocurate.catalog.models import (
     TILT_SERIES_QUALITY,
     Annotation,
+    AnnotationMethodType,
     AnnotationShape,
+    Campaign,
+    CampaignItem,
+    ConsensusGrade,
+    GradeAnnotation,
+    GradeScale,
     ObjectSetting,
+    ReviewDecision,
     Run,
     RunKind,
     Tomogram,
@@ -225,10 +244,131 @@ def _file_counts(run: Run) -> list[dict[str, Any]]:
     return [{"type": k, "count": v} for k, v in counts.items()]
 
 
-def _class_rows(run: Run) -> list[dict[str, Any]]:
+# ── grades per class average ────────────────────────────────────────────────────────────────
+
+#: The kind of a run's grade annotation (one not tied to a labeller), by its method type: what
+#: the gallery shows. A labeller's own grades (manual) are not shown on tiles.
+GRADE_KINDS: dict[AnnotationMethodType, str] = {
+    AnnotationMethodType.hybrid: "consensus",
+    AnnotationMethodType.automated: "prediction",
+}
+#: Which kind a tile shows first when a class average has several.
+KIND_ORDER = ("consensus", "prediction")
+#: The levels a Select 2D reader keeps, per scale (the better three of five).
+KEPT_VALUES: dict[GradeScale, frozenset[int]] = {
+    GradeScale.letters: frozenset({1, 2, 3}),  # A, B, C
+    GradeScale.tilt_series: frozenset({3, 4, 5}),
+}
+
+
+def class_grades(
+    session: Session,
+    run_ids: Collection[int],
+    annotation_ids: Collection[int] | None = None,
+    *,
+    detail: bool = False,
+) -> list[dict[str, Any]]:
+    """Every grade a grade annotation of ``run_ids`` gives a class average, one row each:
+    ``{"kind", "annotation_id", "ground_truth", "campaign_id", "campaign_name", "scale",
+    "run_id", "class_average_id", "grade" (key), "value", "kept", "settled"}`` and, with
+    ``detail`` (for reviewers and admins: they say how far the labellers disagree),
+    ``"spread", "flagged", "n_grades"``. ``annotation_ids`` limits the rows to the annotations
+    the viewer may see. Items without a final grade are left out.
+
+    The grade is the final one: a reviewer's decision, else the stored model's. For a
+    prediction annotation it is the model's grade, which a reviewer may also override."""
+    if not run_ids or (annotation_ids is not None and not annotation_ids):
+        return []
+    final = func.coalesce(ReviewDecision.value, ConsensusGrade.model_value)
+    query = (
+        select(
+            Annotation.id,
+            Annotation.method_type,
+            Annotation.ground_truth_status,
+            GradeAnnotation.campaign_id,
+            CampaignItem.run_id,
+            CampaignItem.class_average_id,
+            final,
+            ReviewDecision.value,
+            ConsensusGrade.spread,
+            ConsensusGrade.flagged,
+            ConsensusGrade.n_grades,
+        )
+        .join(GradeAnnotation, GradeAnnotation.annotation_id == Annotation.id)
+        .join(
+            CampaignItem,
+            and_(
+                CampaignItem.campaign_id == GradeAnnotation.campaign_id,
+                CampaignItem.run_id == GradeAnnotation.run_id,
+            ),
+        )
+        .outerjoin(
+            ConsensusGrade,
+            and_(
+                ConsensusGrade.campaign_id == CampaignItem.campaign_id,
+                ConsensusGrade.item_id == CampaignItem.id,
+            ),
+        )
+        .outerjoin(
+            ReviewDecision,
+            and_(
+                ReviewDecision.campaign_id == CampaignItem.campaign_id,
+                ReviewDecision.item_id == CampaignItem.id,
+            ),
+        )
+        .where(
+            Annotation.run_id.in_(list(run_ids)),
+            GradeAnnotation.user_id.is_(None),
+            Annotation.method_type.in_(list(GRADE_KINDS)),
+            CampaignItem.class_average_id.is_not(None),
+            final.is_not(None),
+        )
+        .order_by(CampaignItem.run_id, CampaignItem.class_average_id, Annotation.id)
+    )
+    if annotation_ids is not None:
+        query = query.where(Annotation.id.in_(list(annotation_ids)))
+    rows = session.execute(query).all()
+    campaigns = {
+        c.id: c
+        for c in session.scalars(select(Campaign).where(Campaign.id.in_({r[3] for r in rows})))
+    }
+    out = []
+    for aid, method, gt, cid, run_id, ca_id, value, decided, spread, flagged, n in rows:
+        campaign = campaigns[cid]
+        keys = {int(level["value"]): str(level["key"]) for level in campaign.levels}
+        row: dict[str, Any] = {
+            "kind": GRADE_KINDS[method],
+            "annotation_id": aid,
+            "ground_truth": gt,
+            "campaign_id": cid,
+            "campaign_name": campaign.name,
+            "scale": campaign.scale.value,
+            "run_id": run_id,
+            "class_average_id": ca_id,
+            "grade": keys.get(int(value), str(value)),
+            "value": int(value),
+            "kept": int(value) in KEPT_VALUES[campaign.scale],
+            "settled": decided is not None,
+        }
+        if detail:
+            row.update(spread=spread, flagged=bool(flagged), n_grades=n or 0)
+        out.append(row)
+    return out
+
+
+def _mark_order(mark: dict[str, Any]) -> tuple[int, int]:
+    """Consensus before prediction; of two campaigns, the later one first."""
+    return (KIND_ORDER.index(mark["kind"]), -mark["campaign_id"])
+
+
+def _class_rows(run: Run, grades: list[dict[str, Any]]) -> list[dict[str, Any]]:
     base = f"/data/{run.dataset_id}/{run.name}/"
+    by_class: dict[int, list[dict[str, Any]]] = {}
+    for mark in grades:
+        by_class.setdefault(mark["class_average_id"], []).append(mark)
     rows = []
     for ca in run.class_averages:
+        marks = sorted(by_class.get(ca.id, []), key=_mark_order)
         rows.append(
             {
                 "id": ca.id,  # what a campaign's rubric names its example images by
@@ -239,9 +379,10 @@ def _class_rows(run: Run) -> list[dict[str, Any]]:
                 "mean_ess": ca.mean_ess,
                 "mean_posterior": ca.mean_posterior,
                 "image_url": base + layout.class_image_relpath(ca.class_index),
-                # GRADE SLOT: no grades exist yet; the consensus grade goes here once grading
-                # exists (the gallery shows it when it is not None).
-                "consensus_grade": None,
+                # The tile's grade (the first of ``grades``; None: ungraded) and every grade
+                # annotation's grade of this class average, consensus first.
+                "grade": marks[0] if marks else None,
+                "grades": marks,
             }
         )
     return rows
@@ -267,16 +408,27 @@ def _load_run(session: Session, run_id: int) -> Run | None:
 
 
 def run_overview(
-    session: Session, run_id: int, grade_links: Mapping[int, dict[str, Any]] | None = None
+    session: Session,
+    run_id: int,
+    grade_links: Mapping[int, dict[str, Any]] | None = None,
+    *,
+    grade_detail: bool = False,
 ) -> dict[str, Any] | None:
     """Everything the Run Overview page shows, or None when there is no such run.
 
     ``grade_links`` (annotation id → campaign, labeller, count: what
     :func:`cryocurate.grading.annotations.grade_annotations_of_run` answers) marks the
-    annotations that hold grades; the caller passes it, as grading is a layer above this."""
+    annotations that hold grades; the caller passes it, as grading is a layer above this, and
+    only those annotations' grades reach the gallery. ``grade_detail``: add each grade's
+    spread and flag (see :func:`class_grades`)."""
     run = _load_run(session, run_id)
     if run is None:
         return None
+    grades = (
+        class_grades(session, [run.id], list(grade_links or {}), detail=grade_detail)
+        if run.kind is RunKind.class2d
+        else []
+    )
     ts = run.tiltseries[0] if run.tiltseries else None
     tomograms = sorted(run.tomograms, key=lambda t: (t.voxel_spacing, t.id))
     grade_links = grade_links or {}
@@ -295,7 +447,8 @@ def run_overview(
         "files": _file_counts(run),
         "tomograms": [_tomogram_row(t) for t in tomograms],
         "annotations": annotations,
-        "classes": _class_rows(run) if run.kind is RunKind.class2d else [],
+        "classes": _class_rows(run, grades) if run.kind is RunKind.class2d else [],
+        "grade_detail": grade_detail,
         "downloads": {
             "run_zip": f"/download/run/{run.id}.zip",
             "run_manifest": f"/download/run/{run.id}.json",

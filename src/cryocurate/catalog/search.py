@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from cryocurate.catalog import models as m
 from cryocurate.catalog.filters import entity, where
+from cryocurate.catalog.queries import natural_key
 from cryocurate.errors import InputError
 
 PER_PAGE = 25
@@ -665,6 +666,10 @@ class RunRow:
     objects: list[str]
     has_ground_truth: bool
     n_annotations: int
+    # 2D classification runs: what the dataset page shows instead of tilt-series columns.
+    n_classes: int | None = None
+    n_particles: int | None = None
+    software: str | None = None
 
 
 def dataset_overview(
@@ -806,14 +811,16 @@ def dataset_overview(
 
 
 def run_table(session: Session, dataset_id: int, page: int, per_page: int) -> list[RunRow]:
-    """One page of a dataset's runs (by name) with quality and annotated objects: 3 queries."""
-    runs = session.execute(
-        select(m.Run.id, m.Run.name, m.Run.kind)
-        .where(m.Run.dataset_id == dataset_id)
-        .order_by(m.Run.name, m.Run.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+    """One page of a dataset's runs with quality and annotated objects: 3 queries.
+
+    Runs are in natural order of their names (``P1_J2`` before ``P1_J10``, as people count
+    jobs), then by id. SQL cannot sort that way on both databases, so the names and ids of
+    all the dataset's runs are read and the page is cut here: two short columns per run."""
+    listed = session.execute(
+        select(m.Run.id, m.Run.name, m.Run.kind).where(m.Run.dataset_id == dataset_id)
     ).all()
+    listed.sort(key=lambda r: (natural_key(r.name), r.id))
+    runs = listed[(page - 1) * per_page : page * per_page]
     ids = [r.id for r in runs]
     quality: dict[int, int] = {}
     objects: dict[int, set[str]] = {}
@@ -843,6 +850,14 @@ def run_table(session: Session, dataset_id: int, page: int, per_page: int) -> li
             n_annotations[run_id] = n_annotations.get(run_id, 0) + int(n)
             if is_gt:
                 gt.add(run_id)
+    jobs = (
+        {
+            job.run_id: job
+            for job in session.scalars(select(m.Class2DJob).where(m.Class2DJob.run_id.in_(ids)))
+        }
+        if ids
+        else {}
+    )
     return [
         RunRow(
             id=r.id,
@@ -852,6 +867,9 @@ def run_table(session: Session, dataset_id: int, page: int, per_page: int) -> li
             objects=sorted(objects.get(r.id, set()), key=str.lower),
             has_ground_truth=r.id in gt,
             n_annotations=n_annotations.get(r.id, 0),
+            n_classes=jobs[r.id].n_classes if r.id in jobs else None,
+            n_particles=jobs[r.id].n_particles if r.id in jobs else None,
+            software=jobs[r.id].software if r.id in jobs else None,
         )
         for r in runs
     ]

@@ -239,7 +239,7 @@ def consensus(root: Path = Root, campaign_id: int = CampaignOption, as_json: boo
             str(row["item_id"]),
             row["label"],
             " ".join(f"{g['grade']}" for g in row["grades"]),
-            number(row["median"], 1),
+            row["median_grade"],
             row["model_grade"] or "—",
             number(row["model_probability"]),
             f"{decision['grade']} by {decision['reviewer']}" if decision else "—",

@@ -60,7 +60,9 @@ def ensure_grade_annotation(
         annotation_method=f"{who}, campaign {campaign.name!r} ({campaign.scale.value} scale)",
         annotation_software="cryocurate",
         method_type=AnnotationMethodType.manual if user else AnnotationMethodType.hybrid,
-        ground_truth_status=user is None,
+        # A consensus becomes ground truth once complete (consensus_store decides, on every
+        # recompute); a labeller's grades never are.
+        ground_truth_status=False,
         object_id=object_id,
         object_name=object_name,
         object_count=0,

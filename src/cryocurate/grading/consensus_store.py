@@ -14,9 +14,14 @@ The rules:
 * A reviewer's decision (:func:`settle`) lives in its own table and so survives every
   recomputation; the **final grade** is the reviewer's decision if there is one, else the
   model's grade.
-* Each run's final grades are a portal annotation (method type hybrid, ground truth), made by
+* Each run's final grades are a portal annotation (method type hybrid), made by
   :func:`~cryocurate.grading.annotations.ensure_grade_annotation` with no user; its
-  ``object_count`` is the number of items of the run that have a final grade.
+  ``object_count`` is the number of items of the run that have a final grade. It is marked
+  **ground truth** only when every item of the run has reached the campaign's grades per item
+  (:func:`~cryocurate.grading.progress.target_per_item`): a consensus of a handful of grades
+  is not a truth to score models against. The mark is set again on every recomputation and
+  settlement, so an annotation stored under the older rule (ground truth from the first grade)
+  is corrected the next time its campaign's consensus is recomputed.
 """
 
 from __future__ import annotations
@@ -46,8 +51,9 @@ from cryocurate.grading.access import sees_all
 from cryocurate.grading.annotations import ensure_grade_annotation
 from cryocurate.grading.consensus import consensus_report
 from cryocurate.grading.items import item_image_url, key_photo
+from cryocurate.grading.progress import target_per_item
 from cryocurate.grading.ratings import load_ratings
-from cryocurate.grading.scales import key_of, value_of
+from cryocurate.grading.scales import grade_label, key_of, value_of
 
 __all__ = [
     "ConsensusSummary",
@@ -69,7 +75,7 @@ class ConsensusSummary:
     n_flagged: int
     n_settled: int  # reviewer decisions, flagged or not
     n_open: int  # flagged and not yet settled
-    runs: list[dict[str, Any]]  # [{"run_id", "annotation_id", "object_count"}]
+    runs: list[dict[str, Any]]  # [{"run_id", "annotation_id", "object_count", "ground_truth"}]
     model: dict[str, Any]
     computed_at: str
 
@@ -101,20 +107,52 @@ def _final_counts(session: Session, campaign: Campaign) -> dict[int, int]:
     return {run_id: int(n) for run_id, n in session.execute(query)}
 
 
+def complete_runs(session: Session, campaign: Campaign) -> set[int]:
+    """The campaign's runs whose every item has at least the campaign's grades per item
+    (first looks; repeats do not count): the runs whose consensus is ground truth."""
+    target = target_per_item(session, campaign)
+    if target <= 0:
+        return set()
+    per_item = (
+        sa.select(CampaignItem.run_id, sa.func.count(Grade.id).label("n"))
+        .outerjoin(Grade, sa.and_(Grade.item_id == CampaignItem.id, Grade.repeat.is_(False)))
+        .where(CampaignItem.campaign_id == campaign.id)
+        .group_by(CampaignItem.run_id, CampaignItem.id)
+        .subquery()
+    )
+    return set(
+        session.scalars(
+            sa.select(per_item.c.run_id)
+            .group_by(per_item.c.run_id)
+            .having(sa.func.min(per_item.c.n) >= target)
+        )
+    )
+
+
 def _mark_annotations(
     session: Session, campaign: Campaign, run_ids: set[int] | None = None
 ) -> list[dict[str, Any]]:
     """Create or update the consensus annotation of every run that has final grades (or of
-    ``run_ids`` only); an annotation once made stays, its count following the grades."""
+    ``run_ids`` only); an annotation once made stays, its count following the grades and its
+    ground-truth mark following :func:`complete_runs`."""
     counts = _final_counts(session, campaign)
+    complete = complete_runs(session, campaign)
     wanted = set(counts) if run_ids is None else run_ids
     runs = []
     for run_id in sorted(wanted):
         n = counts.get(run_id, 0)
         annotation = ensure_grade_annotation(session, campaign, run_id, None)
         annotation.object_count = n
+        annotation.ground_truth_status = run_id in complete
         annotation.last_modified_date = dt.date.today()
-        runs.append({"run_id": run_id, "annotation_id": annotation.id, "object_count": n})
+        runs.append(
+            {
+                "run_id": run_id,
+                "annotation_id": annotation.id,
+                "object_count": n,
+                "ground_truth": annotation.ground_truth_status,
+            }
+        )
     session.flush()
     return runs
 
@@ -180,7 +218,8 @@ def consensus_items(
 
     ``flagged_only``: items flagged for review; ``open_only``: of those, the ones not yet
     settled. Each row: ``item_id``, ``run_id``, ``run_name``, ``label``, ``image_url``,
-    ``class_index`` or ``tiltseries_id``, ``n_grades``, ``median``, ``mean``, ``spread``,
+    ``class_index`` or ``tiltseries_id``, ``n_grades``, ``median``, ``median_grade`` (the
+    median as the scale shows grades: ``"B"``, ``"B–C"``; ``"3.5"``), ``mean``, ``spread``,
     ``model_grade`` (key), ``model_probability``, ``flagged``, ``grades`` (``[{"labeller",
     "grade"}]``, by email), ``decision`` (``{"grade", "reviewer", "decided_at", "note"}`` or
     None) and ``final_grade`` (key or None). The grades reveal every labeller's: for
@@ -256,6 +295,7 @@ def consensus_items(
         row.update(
             n_grades=cg.n_grades,
             median=cg.median,
+            median_grade=grade_label(campaign.levels, cg.median),
             mean=cg.mean,
             spread=cg.spread,
             model_grade=_key(campaign, cg.model_value),

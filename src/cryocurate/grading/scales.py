@@ -9,6 +9,7 @@ the campaign's rubric and admins may edit them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -92,3 +93,18 @@ def key_of(levels: Sequence[Mapping[str, Any]], value: int) -> str:
         if int(level["value"]) == value:
             return str(level["key"])
     raise InputError(f"{value!r} is not a grade value on this scale")
+
+
+def grade_label(levels: Sequence[Mapping[str, Any]], value: float | None) -> str:
+    """A summary of grades (a median, say) as the scale shows grades: the key on the letter
+    scale (``2.0`` → ``"B"``, half-way ``2.5`` → ``"B–C"``), the number on the 1–5 scale
+    (``3.5`` → ``"3.5"``); ``"—"`` for None. A reviewer reads letters, not their numbering."""
+    if value is None:
+        return "—"
+    keys = {int(level["value"]): str(level["key"]) for level in levels}
+    if all(key.isdigit() for key in keys.values()):
+        return f"{value:g}"
+    low, high = math.floor(value), math.ceil(value)
+    if low not in keys or high not in keys:
+        return f"{value:g}"
+    return keys[low] if low == high else f"{keys[low]}–{keys[high]}"

@@ -1,4 +1,8 @@
-"""The Dataset Overview page (``/datasets/{id}`` and ``.json``): View All Info, runs, download."""
+"""The Dataset Overview page (``/datasets/{id}`` and ``.json``): View All Info, runs, download.
+
+The runs table shows the columns that fit the runs' kind (tilt-series quality and annotated
+objects for tomography, classes, particles and the grading summary of
+:mod:`cryocurate.grading.run_summary` for 2D classification)."""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from cryocurate.catalog.search import RUNS_PER_PAGE, dataset_overview
+from cryocurate.grading.run_summary import grading_summaries
 from cryocurate.portal import Portal
+from cryocurate.web.auth import current_user
 from cryocurate.web.pages.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -18,8 +24,13 @@ def dataset_page(request: Request, dataset_id: int, page: int = 1) -> Response:
     portal: Portal = request.app.state.portal
     with portal.transaction() as session:
         context = dataset_overview(session, dataset_id, max(1, page), RUNS_PER_PAGE)
+        class2d = [r.id for r in context["runs"] if r.kind == "class2d"] if context else []
+        grading = grading_summaries(session, class2d, current_user(request))
     if context is None:
         raise HTTPException(404, f"no dataset {dataset_id}")
+    context["grading"] = {str(run_id): rows for run_id, rows in grading.items()}
+    kinds = {r.kind for r in context["runs"]}
+    context["columns"] = {"tomography": "tomography" in kinds, "class2d": "class2d" in kinds}
     base = str(request.base_url).rstrip("/")
     context["download"] = {
         "cli": f"cryocurate download ROOT dataset {dataset_id} ./downloads --layout v2",

@@ -1,10 +1,11 @@
 """Run Overview: ``GET /runs/{id}`` (HTML) and ``GET /runs/{id}.json`` (the same context).
 
-The page shows the run's summary (a subset of its metadata, its files counted by type, the
-tilt-series quality), the annotations table (with each annotation's metadata behind an info
+The page shows the run's summary (a subset of its metadata, its files counted by type,
+the tilt-series quality), the annotations table (with each annotation's metadata behind an info
 button and a download button per annotation), the Download Run dialog and, for a ``class2d``
-run, the gallery of class averages. The view is thin: the context comes from
-:func:`cryocurate.catalog.run_pages.run_overview`.
+run, the grading summary (:mod:`cryocurate.grading.run_summary`) and the gallery of class
+averages with each one's consensus grade (its spread and flag for reviewers and admins). The
+view is thin: the context comes from :func:`cryocurate.catalog.run_pages.run_overview`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from cryocurate.catalog.run_pages import run_overview
-from cryocurate.grading.annotations import grade_annotations_of_run
+from cryocurate.grading.access import sees_all
+from cryocurate.grading.run_summary import grading_summaries, visible_grade_links
+from cryocurate.web.auth import current_user
+from cryocurate.web.deps import portal_of
 from cryocurate.web.pages.render import render
 
 router = APIRouter()
@@ -23,9 +27,13 @@ router = APIRouter()
 @router.get("/runs/{run_id:int}", name="run_overview")
 def run_page(run_id: int, request: Request) -> Response:
     """The Run Overview page of run ``run_id``."""
-    portal = request.app.state.portal
-    with portal.transaction() as session:
-        context = run_overview(session, run_id, grade_annotations_of_run(session, run_id))
+    user = current_user(request)
+    detail = user is not None and sees_all(user)
+    with portal_of(request).transaction() as session:
+        links = visible_grade_links(session, run_id, user)
+        context = run_overview(session, run_id, links, grade_detail=detail)
+        if context is not None and context["run"]["kind"] == "class2d":
+            context["grading"] = grading_summaries(session, [run_id], user, {run_id: links})[run_id]
     if context is None:
         raise HTTPException(status_code=404, detail=f"no run {run_id}")
     return render(request, "run.html", context)
