@@ -18,6 +18,9 @@ So the first run's consensus distribution is A 1, B 3, C 1, D 1, F 1 (7 of 8 gra
 
 The second run: every class graded B by both labellers, so its consensus reached the
 campaign's grades per item (2: both labellers) and is ground truth; the first run's is not.
+
+A third run, ``P1_J2``, ungraded and in no campaign, joins the first run's dataset (whose run is
+``P1_J10``): as text ``P1_J10`` sorts first, as people count jobs ``P1_J2`` does.
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from cryocurate import accounts, grading
-from cryocurate.catalog.models import CampaignItem, ClassAverage
+from cryocurate.catalog.models import CampaignItem, ClassAverage, Run
 from cryocurate.grading.consensus_store import compute_consensus, settle
+from cryocurate.ingest.datasets import DatasetChoice
+from cryocurate.ingest.extract import Extraction
 from cryocurate.portal import Portal
+from cryocurate.synth import synth_cryosparc
 from tests.grading.portal import LABELLERS, REVIEWER, build_grading_portal
 
 FIRST_RUN_GRADES: dict[int, tuple[str, str] | None] = {
@@ -57,6 +63,8 @@ class Graded:
     root: Path
     run_ids: list[int]
     campaign_id: int
+    j2_run_id: int
+    dataset_id: int
 
 
 def items_by_class(session, campaign_id: int, run_id: int) -> dict[int, int]:
@@ -96,4 +104,12 @@ def build_graded_portal(base: Path, database_url: str | None = None) -> Graded:
         compute_consensus(s, campaign)
         item = items_by_class(s, cid, first)[SETTLED_CLASS]
         settle(s, campaign, item, accounts.get_user(s, REVIEWER), "C", "between A and D")
-    return Graded(built.root, [first, second], cid)
+        dataset_id = s.get(Run, first).dataset_id
+    job = synth_cryosparc(
+        base / "jobs" / "J2", n_classes=4, box=32, n_particles=200, seed=99, project_uid="P1",
+        job_uid="J2",
+    )  # fmt: skip
+    with Portal.open(built.root) as portal:
+        (outcome,) = Extraction(portal, DatasetChoice(str(dataset_id)), workers=1).run([job])
+    assert outcome.run_id is not None, outcome.message
+    return Graded(built.root, [first, second], cid, outcome.run_id, dataset_id)

@@ -154,7 +154,7 @@ def test_run_overview_query(tmp_path, database_url):
 
         classes = run_overview(s, ids["class_run"])
         assert classes is not None and len(classes["classes"]) == 12
-        assert all(c["consensus_grade"] is None for c in classes["classes"])
+        assert all(c["grade"] is None and c["grades"] == [] for c in classes["classes"])
 
         setup = viewer_setup(s, run_id=ids["run"])
         assert setup is not None
@@ -305,7 +305,8 @@ def test_class_gallery_sorts(server, built, page, screenshot_dir):
     assert finite == sorted(finite, reverse=True)
     page.get_by_label("Sort by").select_option("class_index")
     assert values("class_index") == sorted(values("class_index"))
-    assert "Grades: none yet" in page.locator(".class-gallery").inner_text()
+    assert "No grades yet." in page.locator(".class-gallery").inner_text()
+    assert "Not graded in any campaign yet." in page.locator(".grading-summary").inner_text()
     page.screenshot(path=screenshot_dir / "run-class2d.png", full_page=True)
 
 

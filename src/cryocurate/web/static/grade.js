@@ -691,33 +691,71 @@ function renderTile(row, el) {
   el.querySelector(".tile-grade").textContent = row.grade ?? (row.skipped ? "skip" : "");
 }
 
+// Tiles are on screen as soon as the run's items arrive (class number and metadata, a dark
+// placeholder where the image goes), and each image shows the moment it is decoded: the grid
+// never sits blank while the last of a job's images is on its way. The first screenful is
+// fetched eagerly and first; the rest lazily, as cryoSPARC's Select 2D fills in.
+const EAGER_TILES = 48;
+let gridPrefetch = null; // {runId, promise}: the first run's items, asked for with the campaign
+
+function itemsOf(runId) {
+  const url = `${API}/runs/${runId}/items`;
+  if (gridPrefetch && gridPrefetch.runId === runId) {
+    const { promise } = gridPrefetch;
+    gridPrefetch = null;
+    return promise.then((body) => body ?? getWithRetry(url));
+  }
+  return getWithRetry(url);
+}
+
+function imagesStatus() {
+  const done = tiles.filter((t) => !t.el.classList.contains("loading")).length;
+  $("#grid").dataset.loaded = String(done);
+  const first = Math.min(tiles.length, EAGER_TILES); // the lazy rest load as they scroll in
+  const status = $("#grade-status");
+  if (done < first) setStatus(`Loading images… ${done} of ${tiles.length}`);
+  else if (status?.textContent.startsWith("Loading")) setStatus("");
+}
+
 async function loadGrid(runId) {
   const grid = $("#grid");
   grid.replaceChildren();
+  grid.dataset.loaded = "0";
   setStatus("Loading…");
-  const body = await getWithRetry(`${API}/runs/${runId}/items`);
+  const body = await itemsOf(runId);
   const latest = outboxLatest();
+  const frag = document.createDocumentFragment();
   tiles = addRows(body.items, latest).map((row, i) => {
     const el = document.createElement("figure");
-    el.className = "tile";
+    el.className = "tile loading";
     el.dataset.itemId = String(row.item_id);
     el.dataset.index = String(i);
     const img = document.createElement("img");
-    img.src = row.image_url;
     img.alt = row.label || "";
-    img.loading = "lazy";
+    img.decoding = "async";
+    img.width = 96;
+    img.height = 96;
+    if (i < EAGER_TILES) { img.loading = "eager"; img.fetchPriority = i < 12 ? "high" : "auto"; }
+    else img.loading = "lazy";
+    const shown = () => { el.classList.remove("loading"); el.classList.add("loaded"); imagesStatus(); };
+    const failed = () => { el.classList.remove("loading"); el.classList.add("broken"); imagesStatus(); };
+    img.addEventListener("load", () => { img.decode().then(shown, shown); }, { once: true });
+    img.addEventListener("error", failed, { once: true });
+    img.src = row.image_url;
     const cap = document.createElement("figcaption");
     cap.innerHTML = `<span class="tile-grade"></span><span class="tile-label">${esc(row.metadata?.class_index ?? "")}</span>`
       + `<dl class="tile-meta meta">${metaHtml(row.metadata)}</dl>`;
     el.append(img, cap);
     el.addEventListener("click", () => setFocus(i));
-    grid.append(el);
+    frag.append(el);
     renderTile(row, el);
     return { row, el };
   });
+  grid.append(frag);
   const firstOpen = tiles.findIndex((t) => t.row.grade === null);
   setFocus(firstOpen >= 0 ? firstOpen : 0);
-  setStatus(tiles.length ? "" : "No items of this run in your queue.");
+  if (tiles.length) imagesStatus();
+  else setStatus("No items of this run in your queue.");
   renderProgress({ run_id: runId });
   document.body.dataset.ready = "1";
 }
@@ -780,6 +818,13 @@ function onGridKey(e) {
 }
 
 async function mainGrid() {
+  // The run's items are asked for with the campaign, not after it: one round trip less
+  // before the first tiles.
+  if (cfg.run_id !== undefined && cfg.run_id !== null) {
+    // A plain read: if it fails (not a labeller, server away), loadGrid asks again with retries.
+    const promise = getJSON(`${API}/runs/${cfg.run_id}/items`).catch(() => null);
+    gridPrefetch = { runId: Number(cfg.run_id), promise };
+  }
   await loadCampaign();
   if (!campaign.is_labeller) { setStatus("You are not a labeller of this campaign."); return; }
   applyGridZoom();
