@@ -377,3 +377,14 @@ def test_admin_sees_detail_in_the_json_twin(graded, server):
     tile = next(x for x in visitor["classes"] if x["class_index"] == FLAGGED_CLASS)
     assert tile["grade"]["grade"] == "C" and "spread" not in tile["grade"]
     assert "flagged" not in tile["grade"]
+
+
+@pytest.mark.browser
+def test_browse_marks_ground_truth_only_for_a_complete_consensus(server, graded, page):
+    page.goto(server + "/")
+    table = page.get_by_role("table", name="Datasets")
+    lab_a = table.locator("tr", has=page.get_by_role("link", name="Complex of Lab A"))
+    lab_b = table.locator("tr", has=page.get_by_role("link", name="Complex of Lab B"))
+    # Lab A's run has 7 of its 8 items graded; Lab B's every item by both labellers.
+    assert lab_a.locator(".badge", has_text="Ground truth").count() == 0
+    assert lab_b.locator(".badge", has_text="Ground truth").count() == 1
