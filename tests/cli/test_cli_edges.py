@@ -93,6 +93,18 @@ def test_serve_on_a_busy_port_says_so_in_one_line(portal):
     assert "Serving" not in out + err and "Errno" not in line
 
 
+def test_demo_on_a_busy_port_says_so_before_building_anything(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = _command("demo", "--dir", tmp_path / "demo", "--port", port)
+    assert code == 2
+    assert len((out + err).strip().splitlines()) == 1, out + err
+    assert "already in use" in err and "--port" in err
+    assert not (tmp_path / "demo").exists()
+
+
 def test_init_where_no_folder_can_be_made_is_one_line(tmp_path, capsys):
     (tmp_path / "a-file").write_text("in the way")
     for target in (Path("/proc/forbidden"), tmp_path / "a-file" / "portal"):
