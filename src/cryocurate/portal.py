@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cryocurate import atomic
 from cryocurate.catalog import db
-from cryocurate.errors import ConflictError, PortalError
+from cryocurate.errors import ConflictError, InputError, PortalError
 
 SETTINGS_FILE = "cryocurate.toml"
 DEFAULT_DATABASE = "catalog.sqlite"
@@ -95,6 +95,18 @@ def read_settings(root: Path) -> Settings:
     return settings
 
 
+def _make_folder(path: Path, *, parents: bool = False) -> None:
+    """``mkdir`` that ends in one line (``/proc/x``, a file in the way, no permission)."""
+    try:
+        path.mkdir(parents=parents, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"cannot make the folder: {err.strerror or err}",
+            where=path,
+            hint="choose a folder you may write to",
+        ) from err
+
+
 class Portal:
     """An open portal root: settings, a catalog engine, the data tree's location."""
 
@@ -139,10 +151,10 @@ class Portal:
             settings = existing
         else:
             settings = Settings(database_url=url)
-        root.mkdir(parents=True, exist_ok=True)
+        _make_folder(root, parents=True)
         engine = db.create_engine(_resolve_url(root, settings.database_url))
         db.upgrade(engine)
-        (root / settings.data_dir).mkdir(exist_ok=True)
+        _make_folder(root / settings.data_dir)
         if not settings_path.exists():
             # Written last: a folder with settings is a portal root whose catalog exists.
             atomic.write_text(settings_path, settings.to_toml())

@@ -6,16 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from cryocurate.ingest import annotations, tomography
 from cryocurate.ingest.datasets import DatasetFields, create_dataset
 from cryocurate.portal import Portal
 from cryocurate.transfer.czportal import import_czportal
 from cryocurate.transfer.download import copy_entries, list_entity
+from tests.ingest import tomo_data
 
 from .conftest import assert_same_tree
-
-tomography = pytest.importorskip("cryocurate.ingest.tomography")
-annotations = pytest.importorskip("cryocurate.ingest.annotations")
-tomo_data = pytest.importorskip("tests.ingest.tomo_data")
 
 
 @pytest.fixture

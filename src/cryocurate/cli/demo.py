@@ -25,6 +25,10 @@ def demo(
 
     Example: cryocurate demo --port 8000
     """
+    if serve:  # a taken port is said before the demo is built, not after
+        from cryocurate.cli.listen import listening_socket
+
+        listening_socket(host, port).close()
     root = build_demo(directory, report=console.err.print)
     if serve:
         run_server(root, host, port)

@@ -77,6 +77,13 @@ def extract(
     pick: str = typer.Option(
         "first,middle,last", "--pick", help="With --project: 'all' or any of first,middle,last."
     ),
+    iteration: int | None = typer.Option(
+        None,
+        "--iteration",
+        min=0,
+        help="Extract this iteration (J12_005_…, run_it005_…) instead of each job's final one.",
+        show_default=False,
+    ),
     workers: int = typer.Option(
         os.cpu_count() or 1, "--workers", "-w", min=1, help="Jobs extracted in parallel."
     ),
@@ -92,7 +99,9 @@ def extract(
     """Extract class averages and their metadata from 2D classification jobs.
 
     Jobs already extracted and unchanged are skipped; changed ones are replaced. Dataset
-    options (--lab, --organism…) apply when --dataset names a new dataset.
+    options (--lab, --organism…) apply when --dataset names a new dataset. Each job's final
+    iteration is extracted, and refused if one of its files is missing; --iteration N picks
+    another.
 
     Example: cryocurate extract J12 J40 J77 --root ./portal --dataset "Apoferritin" --lab Lander
     """
@@ -124,7 +133,9 @@ def extract(
                     progress.console.print(_line(outcome))
                 progress.advance(task)
 
-            outcomes = Extraction(portal, choice, workers=workers, on_outcome=report).run(jobs)
+            outcomes = Extraction(
+                portal, choice, workers=workers, on_outcome=report, iteration=iteration
+            ).run(jobs)
     counts = summarize(outcomes)
     if as_json:
         console.out.print_json(json.dumps([asdict(o) for o in outcomes]))

@@ -61,11 +61,20 @@ def import_magellon_command(
         help="A tkteach database to import (repeat for several). "
         "Default: every storage_*.db in FOLDER.",
     ),
+    labeller: list[str] | None = typer.Option(
+        None,
+        "--labeller",
+        metavar="DATABASE=EMAIL",
+        help="Put a database's grades on this account, existing or new (repeat for several). "
+        "Without it, a database whose email is an existing account is refused.",
+        show_default=False,
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> int:
     """Import a Magellon lab folder: its jobs as runs, its tkteach databases as grades.
 
-    One labeller per storage_<email>.db (made, without a password, if new); images matched
+    One labeller per storage_<email>.db (made, without a password, if new; an email that is
+    already an account must be mapped with --labeller DATABASE=EMAIL); images matched
     by file name, grades by category letter. Images with several categories are not graded
     but listed. Running it again changes nothing.
 
@@ -91,6 +100,7 @@ def import_magellon_command(
             dataset=choice,
             campaign_name=campaign,
             labels=labels,
+            labellers=labeller or [],
             on_outcome=report,
         )
     runs = result.run_counts
@@ -104,9 +114,12 @@ def import_magellon_command(
         console.err.print(f"runs: {run_text or 'none'} (dataset {result.dataset_id})", markup=False)
         if result.campaign_id is not None:
             new = sum(1 for r in result.labellers if r.created)
+            mapped = sum(1 for r in result.labellers if r.mapped)
             console.err.print(
                 f"campaign {result.campaign_id} ({result.campaign}): "
-                f"{len(result.labellers)} labeller(s), {new} new; "
+                f"{len(result.labellers)} labeller(s), {new} new"
+                + (f", {mapped} mapped with --labeller" if mapped else "")
+                + "; "
                 f"grades {grades['stored']} stored, {grades['unchanged']} unchanged, "
                 f"{grades['kept_newer']} kept newer; not graded: "
                 f"{grades['several']} with several categories, "

@@ -58,42 +58,56 @@ def ls(
     if not summaries:
         console.out.print("No datasets yet: add some with `cryocurate extract`.")
         return
-    table = Table(show_edge=False, pad_edge=False)
-    for column, justify in (
-        ("dataset", "right"),
-        ("run", "left"),
-        ("run id", "right"),
-        ("kind", "left"),
-        ("software", "left"),
-        ("iter", "right"),
-        ("classes", "right"),
-        ("particles", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for d in summaries:
-        lab = f" — {d.lab}" if d.lab else ""
-        table.add_row(
-            str(d.id),
-            f"[bold]{d.title}[/bold]{lab}",
-            "",
-            "",
-            "",
-            "",
-            f"{d.n_classes:,}",
-            f"{d.n_particles:,}",
-        )
+    from rich.text import Text
+
+    for n, d in enumerate(summaries):
+        # The title gets a line of its own (the terminal's whole width, wrapped there if
+        # need be) instead of a table column that squeezes it into a few characters.
+        heading = Text(no_wrap=False)
+        heading.append(f"{d.id}  ", style="bold")
+        heading.append(d.title, style="bold")  # Text, not markup: a title's [ ] stay text
+        if d.lab:
+            heading.append(f" — {d.lab}")
+        runs = f"{len(d.runs)} run" + ("" if len(d.runs) == 1 else "s")
+        counts = f"{runs}, {d.n_classes:,} classes, {d.n_particles:,} particles"
+        if n:
+            console.out.print()
+        console.out.print(heading, soft_wrap=False)
+        console.out.print(Text(counts, style="dim"), soft_wrap=False)
+        if not d.runs:
+            console.out.print("  no runs yet", style="dim")
+            continue
+        table = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 2, 0, 0))
+        for column, justify in (
+            ("run id", "right"),
+            ("run", "left"),
+            ("kind", "left"),
+            ("software", "left"),
+            ("iter", "right"),
+            ("classes", "right"),
+            ("particles", "right"),
+        ):
+            # Names fold (never cut) when the terminal is narrow; the rest stays on one line.
+            table.add_column(
+                column,
+                justify=justify,  # type: ignore[arg-type]
+                no_wrap=column != "run",
+                overflow="fold",
+                min_width=12 if column == "run" else None,
+                style="bold" if column == "run" else None,
+                header_style="dim",
+            )
         for r in d.runs:
             table.add_row(
-                "",
-                f"  {r.name}",
                 str(r.id),
+                r.name,
                 r.kind,
                 r.software or "",
                 "" if r.iteration is None else str(r.iteration),
                 f"{r.n_classes:,}",
                 f"{r.n_particles:,}",
             )
-    console.out.print(table)
+        console.out.print(table, soft_wrap=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,15 +14,20 @@ ROOT_ENV = "CRYOCURATE_ROOT"
 
 def run_server(root: Path, host: str, port: int, workers: int = 1) -> None:
     """Serve ``root`` with uvicorn; the app is built by a factory so workers can be forked."""
+    import inspect
     import os
 
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from cryocurate.cli.listen import listening_socket
+    from cryocurate.errors import CryocurateError
 
     with Portal.open(root) as portal:  # fail here, in one line, if the root is unusable
         resolved = portal.root
     os.environ[ROOT_ENV] = str(resolved)
-    console.err.print(f"Serving {resolved} at http://{host}:{port}/  (Ctrl-C to stop)")
-    uvicorn.run(
+    sock = listening_socket(host, port)
+    config = uvicorn.Config(
         "cryocurate.web.app:app_from_environment",
         factory=True,
         host=host,
@@ -30,6 +35,26 @@ def run_server(root: Path, host: str, port: int, workers: int = 1) -> None:
         workers=workers,
         log_level="warning",
     )
+    server = uvicorn.Server(config)
+    shown = f"[{host}]" if ":" in host else host
+    console.err.print(f"Serving {resolved} at http://{shown}:{port}/  (Ctrl-C to stop)")
+    try:
+        if workers > 1:
+            # older uvicorn releases take the worker target as an argument
+            wants_target = "target" in inspect.signature(Multiprocess).parameters
+            extra = {"target": server.run} if wants_target else {}
+            Multiprocess(config, sockets=[sock], **extra).run()
+        else:
+            server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    if workers == 1 and not server.started:
+        raise CryocurateError(
+            "the server did not start",
+            hint="see the messages above; the portal root may be damaged",
+        )
 
 
 def serve(
@@ -39,6 +64,8 @@ def serve(
     workers: int = typer.Option(1, "--workers", min=1, help="Server processes."),
 ) -> None:
     """Serve the portal's pages for a portal root.
+
+    A port already in use is refused in one line (choose another with --port).
 
     Example: cryocurate serve ./portal --port 8000
     """

@@ -37,12 +37,49 @@ class MrcStack:
     mode: int
 
 
-def _expected_bytes(header: np.recarray, ext_bytes: int) -> int:
-    itemsize = _ITEMSIZE.get(int(header.mode))
-    if itemsize is None:
-        return -1
-    n = int(header.nx) * int(header.ny) * int(header.nz)
-    return HEADER_BYTES + ext_bytes + n * itemsize
+_MODE_NAMES = {0: "int8", 1: "int16", 2: "float32", 4: "complex64", 6: "uint16", 12: "float16"}
+
+
+def check_data_size(
+    path: Path, *, shape: tuple[int, ...], mode: int, ext_bytes: int, itemsize: int, size: int
+) -> None:
+    """Refuse a file whose size is not exactly what its header describes.
+
+    A header that promises less than the file holds is as wrong as one that promises more: a
+    float32 stack labelled mode 1 (int16) is twice the size its header implies, and read as
+    int16 it would yield garbage images that look like data. Every MRC reader calls this.
+
+    Raises:
+        FormatError: the file is shorter (truncated) or longer than the header says.
+    """
+    n = 1
+    for dim in shape:
+        n *= int(dim)
+    expected = HEADER_BYTES + ext_bytes + n * itemsize
+    if expected == size:
+        return
+    dims = "×".join(str(int(d)) for d in shape)
+    described = f"{dims} mode {mode} ({_MODE_NAMES.get(mode, '?')})"
+    if expected > size:
+        raise FormatError(
+            f"truncated: the header promises {expected:,} bytes ({described}) "
+            f"but the file holds {size:,}",
+            where=path,
+            hint="copy the file again from its source",
+        )
+    data = size - HEADER_BYTES - ext_bytes
+    fits = [
+        f"mode {m} ({_MODE_NAMES[m]})"
+        for m, item in _ITEMSIZE.items()
+        if m != mode and n and data == n * item
+    ]
+    raise FormatError(
+        f"the data size disagrees with the header: {described} is {expected:,} bytes "
+        f"but the file holds {size:,}" + (f", which fits {' or '.join(fits)}" if fits else ""),
+        where=path,
+        hint="the header's mode or dimensions are wrong; re-export the file from the "
+        "program that made it",
+    )
 
 
 def _check_header(path: Path, size: int) -> None:
@@ -74,8 +111,9 @@ def read_stack(path: str | os.PathLike[str], *, require_square: bool = True) -> 
 
     Raises:
         MissingFileError: the file does not exist or cannot be read.
-        FormatError: not an MRC file, an unsupported mode, a header that promises more data
-            than the file holds, non-square images, or NaN/infinite pixels.
+        FormatError: not an MRC file, an unsupported mode, a file whose size is not the one
+            the header describes (shorter or longer), non-square images, or NaN/infinite
+            pixels.
     """
     path = Path(path)
     try:
@@ -109,18 +147,18 @@ def read_stack(path: str | os.PathLike[str], *, require_square: bool = True) -> 
                     data = data.astype(np.float32, copy=True)
         except (ValueError, OSError, EOFError) as err:
             raise FormatError(f"not a readable MRC file: {err}", where=path) from err
+    itemsize = _ITEMSIZE.get(mode)
+    if itemsize is None:
+        raise FormatError(f"unsupported MRC mode {mode}", where=path)
+    check_data_size(
+        path,
+        shape=(int(header.nz), int(header.ny), int(header.nx)),
+        mode=mode,
+        ext_bytes=ext_bytes,
+        itemsize=itemsize,
+        size=size,
+    )
     if data is None:
-        expected = _expected_bytes(header, ext_bytes)
-        if expected < 0:
-            raise FormatError(f"unsupported MRC mode {int(header.mode)}", where=path)
-        if expected > size:
-            raise FormatError(
-                f"truncated: the header promises {expected:,} bytes "
-                f"({int(header.nz)}×{int(header.ny)}×{int(header.nx)} mode {int(header.mode)}) "
-                f"but the file holds {size:,}",
-                where=path,
-                hint="copy the file again from its source",
-            )
         messages = "; ".join(str(w.message) for w in caught) or "no data block"
         raise FormatError(f"not a readable MRC file: {messages}", where=path)
     if data.ndim != 3 or data.shape[0] == 0:
@@ -155,7 +193,8 @@ class MrcHeader:
 
 
 def read_header(path: str | os.PathLike[str]) -> MrcHeader:
-    """Read the header only (no pixels), refusing files that are not MRC or are truncated."""
+    """Read the header only (no pixels), refusing files that are not MRC or whose size is not
+    the one the header describes (truncated, or longer: see :func:`check_data_size`)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -176,15 +215,20 @@ def read_header(path: str | os.PathLike[str]) -> MrcHeader:
                     mode=int(h.mode),
                     voxel_size_a=float(mrc.voxel_size.x),
                 )
-                expected = _expected_bytes(h, int(h.nsymbt))
+                ext_bytes = int(h.nsymbt)
         except (ValueError, OSError, EOFError) as err:
             raise FormatError(f"not a readable MRC file: {err}", where=path) from err
-    if expected > size:
-        raise FormatError(
-            f"truncated: the header promises {expected:,} bytes but the file holds {size:,}",
-            where=path,
-            hint="copy the file again from its source",
-        )
+    itemsize = _ITEMSIZE.get(header.mode)
+    if itemsize is None:
+        raise FormatError(f"unsupported MRC mode {header.mode}", where=path)
+    check_data_size(
+        path,
+        shape=(header.nz, header.ny, header.nx),
+        mode=header.mode,
+        ext_bytes=ext_bytes,
+        itemsize=itemsize,
+        size=size,
+    )
     return header
 
 

@@ -68,7 +68,7 @@ from numpy.typing import DTypeLike
 
 from cryocurate.atomic import _UMASK, TMP_PREFIX, fsync_dir, fsync_tree
 from cryocurate.errors import ConflictError, FormatError, MissingFileError
-from cryocurate.formats.mrc import HEADER_BYTES, _check_header
+from cryocurate.formats.mrc import HEADER_BYTES, _check_header, check_data_size
 
 NGFF_VERSION = "0.4"
 UNIT = "angstrom"
@@ -143,15 +143,14 @@ class MrcVolume:
         self.shape: Shape3 = (shape[0], shape[1], shape[2])
         self.voxel_size_a = voxel
         self._offset = HEADER_BYTES + int(header.nsymbt)
-        expected = self._offset + math.prod(self.shape) * dtype.itemsize
-        if expected > size:
-            nz, ny, nx = self.shape
-            raise FormatError(
-                f"truncated: the header promises {expected:,} bytes "
-                f"({nz}×{ny}×{nx} mode {self.mode}) but the file holds {size:,}",
-                where=self.path,
-                hint="copy the file again from its source",
-            )
+        check_data_size(
+            self.path,
+            shape=self.shape,
+            mode=self.mode,
+            ext_bytes=int(header.nsymbt),
+            itemsize=dtype.itemsize,
+            size=size,
+        )
         self._fh = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         self._scratch = bytearray()
 

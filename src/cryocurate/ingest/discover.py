@@ -7,9 +7,12 @@ A folder is a job because of its files, not its name or a ``job.json``:
 * RELION Class2D: ``<root>_it<NNN>_classes.mrcs`` + ``_model.star`` + ``_data.star``, where
   ``<root>`` is ``run`` or ``run_ct<N>`` for continued jobs.
 
-The highest iteration wins. Companion files are derived from the class averages' name, never
-globbed, so ``J<n>_passthrough_particles.cs`` (which has no class field) is never taken for
-the particles. ``job.json`` adds the project and job uids when present and is never required.
+The highest iteration wins: the highest that has any of the three files, so an iteration
+whose class averages were deleted is refused by name rather than replaced by an earlier one;
+``--iteration N`` (``find_job(..., iteration=N)``) picks another on purpose. Companion files
+are derived from the iteration's name, never globbed, so ``J<n>_passthrough_particles.cs``
+(which has no class field) is never taken for the particles. ``job.json`` adds the project
+and job uids when present and is never required.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ Software = Literal["cryosparc", "relion", "magellon"]
 _CS_AVERAGES = re.compile(r"^(?:cryosparc_(P\d+)_)?(J\d+)_(\d+)_class_averages\.mrc$")
 _CS_ANY_AVERAGES = re.compile(r"class_averages\.(mrc|cs)$")
 _RELION_CLASSES = re.compile(r"^(.+?)_it(\d+)_classes\.mrcs$")
+_CS_FILE = re.compile(
+    r"^(?:cryosparc_(P\d+)_)?(J\d+)_(\d+)_(class_averages\.mrc|class_averages\.cs|particles\.cs)$"
+)
+_RELION_FILE = re.compile(r"^(.+?)_it(\d+)_(classes\.mrcs|model\.star|data\.star)$")
 _RELION_ANY_CLASSES = re.compile(r"_classes\.mrcs$")
 _RELION_3D = re.compile(r"_it\d+_class\d+\.mrc$")
 _RELION_CT = re.compile(r"_ct(\d+)$")
@@ -109,35 +116,93 @@ def read_job_json(path: Path) -> dict[str, object]:
     return data
 
 
-def _find_cryosparc(job_dir: Path, names: list[str]) -> JobFiles | None:
-    by_iteration: dict[int, tuple[str, re.Match[str]]] = {}
-    jobs: set[str] = set()
-    for name in names:
-        m = _CS_AVERAGES.match(name)
-        if m:
-            jobs.add(m.group(2))
-            it = int(m.group(3))
-            by_iteration[it] = max(by_iteration.get(it, (name, m)), (name, m), key=lambda t: t[0])
-    if not by_iteration:
-        return None
+def _iteration_files(
+    job_dir: Path, found: dict[int, dict[str, str]], wanted: int | None, needs: dict[str, str]
+) -> tuple[int, dict[str, Path]]:
+    """The iteration to extract and its files, all of which must be there.
+
+    The final iteration is the highest one that has *any* of the job's files: if its class
+    averages were deleted while its metadata stayed, extraction must not fall back to an
+    earlier iteration unasked. ``found`` maps iteration → file kind → name; ``needs`` maps
+    each kind to how it is named in messages.
+    """
+    listed = ", ".join(f"{it:03d}" for it in sorted(found))
+    if wanted is None:
+        iteration = max(found)
+    elif wanted in found:
+        iteration = wanted
+    else:
+        raise MissingFileError(
+            f"has no iteration {wanted:03d}; its iterations are {listed}",
+            where=job_dir,
+            hint="give one of those with --iteration, or leave it out for the final one",
+        )
+    names = found[iteration]
+    missing = [kind for kind in needs if kind not in names]
+    if missing:
+        complete = [it for it, kinds in found.items() if it != iteration and len(kinds) == 3]
+        what = "the final iteration" if wanted is None else "iteration"
+        if complete and wanted is None:
+            hint = (
+                f"copy the file back, or extract an earlier, complete iteration with "
+                f"--iteration {max(complete)}"
+            )
+        else:
+            hint = "copy the file back from the job's folder"
+        kind = missing[0]
+        some_kind, some_name = next(iter(names.items()))
+        expected = some_name.removesuffix(some_kind) + kind  # e.g. J12_020_ + particles.cs
+        raise MissingFileError(
+            f"{what} {iteration:03d} is incomplete: missing {needs[kind]} {expected}",
+            where=job_dir,
+            hint=hint,
+        )
+    paths = {kind: _require(job_dir / names[kind], needs[kind]) for kind in needs}
+    return iteration, paths
+
+
+_CS_NEEDS = {
+    "class_averages.mrc": "class averages",
+    "class_averages.cs": "class metadata",
+    "particles.cs": "particles file",
+}
+
+
+def _find_cryosparc(job_dir: Path, names: list[str], wanted: int | None = None) -> JobFiles | None:
+    jobs = {m.group(2) for m in map(_CS_AVERAGES.match, names) if m}
     if len(jobs) > 1:
         raise InconsistentJobError(
             f"holds the class averages of several jobs ({', '.join(sorted(jobs))})",
             where=job_dir,
             hint="give each job its own folder",
         )
-    iteration = max(by_iteration)
-    name, m = by_iteration[iteration]
-    legacy_project, job_uid, iii = m.group(1), m.group(2), m.group(3)
-    prefix = f"cryosparc_{legacy_project}_" if legacy_project else ""
-    averages = job_dir / name
+    # iteration → stem (with the legacy prefix, if any) → file kind → name
+    stems: dict[int, dict[str, dict[str, str]]] = {}
+    for name in names:
+        m = _CS_FILE.match(name)
+        if m and (not jobs or m.group(2) in jobs):
+            stem = name.removesuffix(m.group(4))
+            stems.setdefault(int(m.group(3)), {}).setdefault(stem, {})[m.group(4)] = name
+    if not stems:
+        return None
+    # Of two spellings of one iteration (legacy and v4 names), the one with the most files,
+    # then the larger name.
+    found = {
+        it: max(by_stem.items(), key=lambda item: (len(item[1]), item[0]))[1]
+        for it, by_stem in stems.items()
+    }
+    iteration, paths = _iteration_files(job_dir, found, wanted, _CS_NEEDS)
+    averages = paths["class_averages.mrc"]
+    m = _CS_AVERAGES.match(averages.name)
+    assert m is not None
+    legacy_project, job_uid = m.group(1), m.group(2)
     files = JobFiles(
         software="cryosparc",
         job_dir=job_dir,
         iteration=iteration,
         averages=averages,
-        classes=_require(job_dir / f"{prefix}{job_uid}_{iii}_class_averages.cs", "class metadata"),
-        particles=_require(job_dir / f"{prefix}{job_uid}_{iii}_particles.cs", "particles file"),
+        classes=paths["class_averages.cs"],
+        particles=paths["particles.cs"],
         project_uid=legacy_project,
         job_uid=job_uid,
     )
@@ -176,40 +241,54 @@ def _relion_rank(root: str, iteration: int) -> tuple[int, int]:
     return iteration, int(ct.group(1)) if ct else -1
 
 
-def _find_relion(job_dir: Path, names: list[str]) -> JobFiles | None:
-    candidates: list[tuple[tuple[int, int], str, str]] = []
+_RELION_NEEDS = {
+    "classes.mrcs": "class averages",
+    "model.star": "model file",
+    "data.star": "particle data file",
+}
+
+
+def _find_relion(job_dir: Path, names: list[str], wanted: int | None = None) -> JobFiles | None:
+    # iteration → (ct rank, root) → file kind → name; of an iteration written by several
+    # continuations, the latest continuation is the one extracted.
+    roots: dict[int, dict[tuple[int, str], dict[str, str]]] = {}
     for name in names:
-        m = _RELION_CLASSES.match(name)
+        m = _RELION_FILE.match(name)
         if m:
-            root, nnn = m.group(1), m.group(2)
-            candidates.append((_relion_rank(root, int(nnn)), root, nnn))
-    if not candidates:
+            root, iteration = m.group(1), int(m.group(2))
+            rank = _relion_rank(root, iteration)[1]
+            roots.setdefault(iteration, {}).setdefault((rank, root), {})[m.group(3)] = name
+    if not roots or not any(_RELION_CLASSES.match(n) for n in names):
         return None
-    (iteration, _), root, nnn = max(candidates)
-    stem = f"{root}_it{nnn}"
+    found = {it: by_root[max(by_root)] for it, by_root in roots.items()}
+    iteration, paths = _iteration_files(job_dir, found, wanted, _RELION_NEEDS)
     job_uid = job_dir.name if _RELION_JOB_DIR.match(job_dir.name) else None
     return JobFiles(
         software="relion",
         job_dir=job_dir,
         iteration=iteration,
-        averages=job_dir / f"{stem}_classes.mrcs",
-        classes=_require(job_dir / f"{stem}_model.star", "model file"),
-        particles=_require(job_dir / f"{stem}_data.star", "particle data file"),
+        averages=paths["classes.mrcs"],
+        classes=paths["model.star"],
+        particles=paths["data.star"],
         job_uid=job_uid,
     )
 
 
-def find_job(job_dir: str | os.PathLike[str]) -> JobFiles:
-    """Recognise the job in ``job_dir`` and name the files of its final iteration.
+def find_job(job_dir: str | os.PathLike[str], iteration: int | None = None) -> JobFiles:
+    """Recognise the job in ``job_dir`` and name the files of its final iteration (or of
+    ``iteration``, when one is asked for).
 
     Raises:
-        MissingFileError: the folder, or a file the final iteration needs, is missing.
+        MissingFileError: the folder, or a file the iteration needs, is missing (the final
+            iteration is the highest with any of the job's files: an incomplete one is
+            refused, never silently replaced by an earlier one), or there is no such
+            iteration.
         FormatError: class averages are there but carry no iteration number.
         NotAJobError: nothing in the folder is a 2D classification result.
     """
     job_dir = Path(job_dir).absolute()
     names = _listdir(job_dir)
-    found = _find_cryosparc(job_dir, names) or _find_relion(job_dir, names)
+    found = _find_cryosparc(job_dir, names, iteration) or _find_relion(job_dir, names, iteration)
     if found is not None:
         return found
     loose = [n for n in names if _CS_ANY_AVERAGES.search(n) or _RELION_ANY_CLASSES.search(n)]

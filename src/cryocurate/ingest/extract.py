@@ -361,8 +361,10 @@ class Extraction:
         *,
         workers: int | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        iteration: int | None = None,
     ) -> None:
         self.portal = portal
+        self.iteration = iteration  # None: each job's final iteration (see find_job)
         self.choice = dataset
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.on_outcome = on_outcome or (lambda _o: None)
@@ -505,7 +507,7 @@ class Extraction:
         pending: list[tuple[JobFiles, str | None]] = []
         for job_dir in job_dirs:
             try:
-                files = find_job(job_dir)
+                files = find_job(job_dir, self.iteration)
                 unchanged, known = self._quick_check(files)
             except CryocurateError as err:
                 self._error(job_dir, str(err))

@@ -23,7 +23,9 @@ What a Magellon job can and cannot tell us:
   the fraction is), ``iteration`` 0 (unknown), ``software`` ``"magellon"``.
 
 **Grades.** Each database is one labeller, whose email is in the file name (a user with the
-``labeller`` role and no password is created when missing: they can be invited later). An
+``labeller`` role and no password is created when missing: they can be invited later), or
+given with ``--labeller DATABASE=EMAIL``; an existing account is only used when mapped so
+(see :mod:`cryocurate.ingest.magellon_accounts`). An
 image is matched to a class average by its **file name** ``<job>_<i>.jpg``, whatever path
 tkteach stored (the same image typed via a relative and an absolute path is one image), and
 graded by its category's **letter** (``(A) Best`` → A), never the category's database id,
@@ -66,7 +68,6 @@ from cryocurate.errors import (
     InconsistentJobError,
     InputError,
     MissingFileError,
-    NotFoundError,
 )
 from cryocurate.formats import magellon as mg
 from cryocurate.formats import tkteach
@@ -74,6 +75,7 @@ from cryocurate.grading.scales import value_of
 from cryocurate.ingest import extract, recovery
 from cryocurate.ingest.datasets import DatasetChoice
 from cryocurate.ingest.discover import JobFiles, Software
+from cryocurate.ingest.magellon_accounts import Claim, accounts_to_create, parse_labeller_mapping
 from cryocurate.ingest.records import ClassTable, JobRecord, finite_or_none
 from cryocurate.portal import Portal
 from cryocurate.store import layout, tree
@@ -299,29 +301,41 @@ class LabelSource:
     email: str
     labels: tkteach.TkLabels
     given_at: dt.datetime
+    mapped: bool = False  # the account was given with --labeller, not read from the name
 
 
-def read_label_sources(paths: Sequence[Path]) -> list[LabelSource]:
+def read_label_sources(
+    paths: Sequence[Path], mapping: dict[str, str] | None = None
+) -> list[LabelSource]:
     """Read every database before anything is written, so a bad one stops the import early.
+
+    ``mapping`` (database file name → email, from ``--labeller``) overrides the email in the
+    file name; see :mod:`cryocurate.ingest.magellon_accounts`.
 
     Raises:
         MissingFileError / FormatError: a file is missing, not a tkteach database, or not
-            named ``storage_<email>.db`` with a real email.
+            named ``storage_<email>.db`` with a real email (and not mapped).
         InputError: two files of the same labeller.
     """
+    mapping = mapping or {}
     sources: list[LabelSource] = []
     seen: dict[str, Path] = {}
     for path in paths:
         labels = tkteach.read_labels(path)
-        raw = tkteach.email_from_db_name(path)
-        try:
-            email = accounts.normalize_email(raw)
-        except InputError as err:
-            raise FormatError(
-                f"the labeller's email in the file name is not an email: {raw!r}",
-                where=path,
-                hint="tkteach names each database storage_<email>.db",
-            ) from err
+        mapped = mapping.get(Path(path).name)
+        if mapped is not None:
+            email = mapped
+        else:
+            raw = tkteach.email_from_db_name(path)
+            try:
+                email = accounts.normalize_email(raw)
+            except InputError as err:
+                raise FormatError(
+                    f"the labeller's email in the file name is not an email: {raw!r}",
+                    where=path,
+                    hint="tkteach names each database storage_<email>.db; or map it to an "
+                    f"account with --labeller {Path(path).name}=EMAIL",
+                ) from err
         if email in seen:
             raise InputError(
                 f"two databases of {email}: {seen[email]} and {path}",
@@ -335,9 +349,28 @@ def read_label_sources(paths: Sequence[Path]) -> list[LabelSource]:
                 email=email,
                 labels=labels,
                 given_at=dt.datetime.fromtimestamp(mtime, dt.UTC),
+                mapped=mapped is not None,
             )
         )
     return sources
+
+
+def _claims(session: Any, sources: Sequence[LabelSource], campaign_name: str) -> list[Claim]:
+    """Each database's claim on an account, with the request ids its grade lines have in the
+    campaign if it exists already (the evidence of an earlier import of the same database)."""
+    campaign_id = session.scalar(sa.select(Campaign.id).where(Campaign.name == campaign_name))
+    claims = []
+    for source in sources:
+        ids: frozenset[str] = frozenset()
+        if campaign_id is not None:
+            ids = frozenset(
+                request_id(campaign_id, source.email, image.name, letter)
+                for image in source.labels.images
+                if len(image.letters) == 1
+                for letter in image.letters
+            )
+        claims.append(Claim(source.path, source.email, source.mapped, ids))
+    return claims
 
 
 def request_id(campaign_id: int, email: str, image: str, letter: str) -> str:
@@ -367,6 +400,7 @@ class LabellerResult:
     email: str
     database: str
     created: bool = False
+    mapped: bool = False  # the account was given with --labeller
     stored: int = 0
     unchanged: int = 0
     kept_newer: int = 0
@@ -424,20 +458,31 @@ def import_magellon(
     dataset: DatasetChoice | None = None,
     campaign_name: str | None = None,
     labels: Sequence[Path] | None = None,
+    labellers: Sequence[str] = (),
     on_outcome: Callable[[extract.Outcome], None] | None = None,
 ) -> MagellonImport:
     """Import a Magellon lab folder's jobs as runs and its tkteach databases as grades.
 
+    ``labellers`` are ``DATABASE=EMAIL`` mappings (``--labeller``); a database not mapped
+    whose email is an existing account is refused (see
+    :mod:`cryocurate.ingest.magellon_accounts`).
+
     Raises:
         MissingFileError: no ``images/`` folder, or a database is missing.
-        FormatError / InputError: a database is unreadable or badly named (checked before
-            anything is written).
+        FormatError / InputError: a database is unreadable or badly named, a mapping is
+            wrong, or a database would put grades on an existing account unasked (all
+            checked before anything is written).
     """
     folder = Path(os.path.abspath(folder))
     if not folder.is_dir():
         raise MissingFileError("folder not found", where=folder)
     listing = mg.list_jobs(folder)
-    sources = read_label_sources(label_paths(folder, labels))
+    databases = label_paths(folder, labels)
+    sources = read_label_sources(databases, parse_labeller_mapping(labellers, databases))
+    campaign_title = (campaign_name or default_campaign_name(folder)).strip()
+    if sources:
+        with portal.transaction() as session:
+            accounts_to_create(session, _claims(session, sources, campaign_title))
     result = MagellonImport(folder=str(folder))
     findings = result.findings
     findings += [
@@ -480,17 +525,18 @@ def import_magellon(
                 Finding("no_runs", "no job could be imported, so no grades were imported")
             )
         return result
-    name = (campaign_name or default_campaign_name(folder)).strip()
-    result.campaign = name
-    result.labellers = [LabellerResult(s.email, s.path.name) for s in sources]
+    result.campaign = campaign_title
+    result.labellers = [LabellerResult(s.email, s.path.name, mapped=s.mapped) for s in sources]
     with portal.transaction() as session:
+        # Checked again where the accounts are made: one may have appeared since.
+        create = set(accounts_to_create(session, _claims(session, sources, campaign_title)))
         for source, summary in zip(sources, result.labellers, strict=True):
-            try:
-                accounts.get_user(session, source.email)
-            except NotFoundError:
+            if source.email in create:
                 accounts.add_user(session, source.email, Role.labeller)
                 summary.created = True
-        campaign = _campaign(session, name, list(run_of.values()), [s.email for s in sources])
+        campaign = _campaign(
+            session, campaign_title, list(run_of.values()), [s.email for s in sources]
+        )
         result.campaign_id = campaign.id
         items = _items(session, campaign.id, list(run_of.values()))
     for source, summary in zip(sources, result.labellers, strict=True):

@@ -4,6 +4,8 @@ Why here and not left to each user: the export's conventions (which column is th
 where an image lives, which rows have no label) are easy to get subtly wrong, and a loader
 that gets them wrong trains on the wrong thing without any error. This is the only module of
 cryocurate that imports torch; nothing else imports it, so exporting does not need torch.
+Torch is the ``train`` extra (``pip install 'cryocurate[train]'``); without it, importing
+this module says so instead of a bare ``No module named 'torch'``.
 
 Images are read through ``mrcfile.mmap``: a stack is opened once per process (and per
 DataLoader worker: open files are dropped when the dataset is pickled) and only the pages of
@@ -21,10 +23,22 @@ from typing import Any
 import mrcfile
 import numpy as np
 import pyarrow.parquet as pq
-import torch
-from torch.utils.data import Dataset
 
 from cryocurate.errors import InputError, MissingFileError
+
+TRAIN_EXTRA = "pip install 'cryocurate[train]'"
+
+try:
+    import torch
+    from torch.utils.data import Dataset
+except ModuleNotFoundError as err:  # the README's install has no torch: say which extra
+    if err.name is None or err.name.split(".")[0] != "torch":
+        raise
+    raise ModuleNotFoundError(
+        f"cryocurate.learn.loader needs PyTorch, which is not installed: {TRAIN_EXTRA} "
+        "(or pip install -e '.[train]' in a clone of cryocurate)",
+        name=err.name,
+    ) from err
 
 __all__ = ["DEFAULT_FEATURES", "TARGETS", "ClassAverageDataset"]
 

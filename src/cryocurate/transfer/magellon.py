@@ -12,7 +12,8 @@
 (no ``.``, no separator, not starting with ``. j p g``) and be unique in ``images/``. A run
 imported from Magellon keeps its original job name (the export then reads back with the same
 image names the labellers saw); any other run gets ``<P>_<J>_<dataset id>`` from its
-cryoSPARC uids (``P0``/``J<run id>`` where unknown), and ``-2``, ``-3``… on a clash.
+cryoSPARC uids (a RELION ``job006`` is ``J6``; ``P0``/``J<run id>`` where unknown), and
+``-2``, ``-3``… on a clash.
 
 **Images** are written as :mod:`cryocurate.formats.magellon` writes them: the per-image
 min–max stretch CryoSift itself re-applies, rounded, in 8-bit greyscale JPEGs at quality 100
@@ -65,6 +66,7 @@ from cryocurate.store import layout
 MANIFEST = "cryocurate_export.json"
 _P = re.compile(r"P\d+")
 _J = re.compile(r"J\d+")
+_RELION_JOB = re.compile(r"job(\d+)")
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,13 @@ def job_name(run: Run, taken: set[str]) -> str:
         project = job.project_uid if job is not None and job.project_uid else ""
         uid = job.job_uid if job is not None and job.job_uid else ""
         p = project if _P.fullmatch(project) else "P0"
-        j = uid if _J.fullmatch(uid) else f"J{run.id}"
+        relion = _RELION_JOB.fullmatch(uid)
+        if _J.fullmatch(uid):
+            j = uid
+        elif relion:  # RELION's job006 is job 6: J6, not the run's id
+            j = f"J{int(relion.group(1))}"
+        else:
+            j = f"J{run.id}"
         wanted = _safe(f"{p}_{j}_{run.dataset_id}")
     name, n = wanted, 2
     while name in taken:
