@@ -618,6 +618,8 @@ def _annotation_groups(vs_dir: Path, src: layouts.Layout) -> dict[int, list[Path
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
+        if entry.is_file() and not is_known_file(entry.name):
+            continue  # not copied (see _walk); the plan's notes name it
         if src is layouts.V2:
             if not (entry.is_dir() and entry.name.isdigit()):
                 raise FormatError(
@@ -631,8 +633,6 @@ def _annotation_groups(vs_dir: Path, src: layouts.Layout) -> dict[int, list[Path
                 if not p.name.startswith(".") and (p.is_dir() or is_known_file(p.name))
             )
         else:
-            if entry.is_file() and not is_known_file(entry.name):
-                continue  # not copied (see _walk); the plan's notes name it
             # The id is the leading number: the object part may itself begin with "_"
             # (object_slug("α-actinin") is "__actinin"), so no splitting at "_" here.
             m = re.match(r"^(\d+)-.", entry.name)
