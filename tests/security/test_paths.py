@@ -270,3 +270,24 @@ def test_download_of_a_sanitised_annotation_name_imports_again(tmp_path, root, n
         result = import_czportal(fresh, tmp_path / "dl" / str(dataset_id), dataset_id="new")
         assert (result.n_tomograms, result.n_annotations) == (1, 1)
         assert result.skipped == []
+
+
+@pytest.mark.parametrize("image_file", ["../../secret.mrcs", "/etc/passwd", "images/../../x"])
+def test_a_handed_export_cannot_make_the_loader_read_outside_it(tmp_path, image_file):
+    """An export folder handed to a trainer names its stacks in its table: a name that leaves
+    the folder is refused, not opened."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cryocurate.errors import UnsafePathError
+    from cryocurate.learn.loader import DEFAULT_FEATURES, ClassAverageDataset
+
+    export = tmp_path / "export"
+    export.mkdir()
+    columns = {name: [1.0] for name in DEFAULT_FEATURES}
+    columns |= {"split": ["train"], "final_value": [3], "image_file": [image_file],
+                "image_index": [0]}  # fmt: skip
+    pq.write_table(pa.table(columns), export / "class_averages.parquet")
+    dataset = ClassAverageDataset(export, split="train")
+    with pytest.raises(UnsafePathError):
+        dataset.image(0)
