@@ -243,3 +243,16 @@ def test_magellon_refuses_a_label_database_linked_out_of_the_lab(capsys, tmp_pat
     assert snapshot(tmp_path, exclude=(root,)) == before
     assert counts(root) == (0, 0)
     assert os.path.islink(link)
+
+
+@pytest.mark.parametrize("bad", ["evil\nname.json", "TS_001\x1b[2J", "tab\tname.mrc"])
+def test_import_refuses_file_names_with_control_characters(capsys, tmp_path, root, downloads, bad):
+    folder = _download(downloads, "v1", tmp_path)
+    (folder / TOMO_RUN / bad).write_text("{}")
+    before = snapshot(tmp_path, exclude=(root,))
+    code, stdout, err = cli(capsys, "import-czportal", root, folder)
+    assert code == 2 and stdout == ""
+    assert "cannot be a file or folder name" in one_line(err)  # the name escaped, one line
+    assert "\x1b" not in err
+    assert snapshot(tmp_path, exclude=(root,)) == before
+    assert counts(root) == (0, 0)

@@ -81,6 +81,12 @@ def safe_segment(text: object, *, what: str = "name") -> str:
     return cleaned
 
 
+def printable(text: object) -> str:
+    """``text`` with control and format characters escaped (``\\n``, ``\\x1b``…), for
+    messages: a name from input must not break the one-line error or drive the terminal."""
+    return "".join(c if c in "/\\" or not _unsafe_char(c) else repr(c)[1:-1] for c in str(text))
+
+
 def check_segment(text: object, *, what: str = "name", where: object = None) -> str:
     """``text`` if it is a safe single path segment, else one :class:`UnsafePathError` line."""
     if is_safe_segment(text):
@@ -89,7 +95,7 @@ def check_segment(text: object, *, what: str = "name", where: object = None) -> 
     raise UnsafePathError(
         f"{what} {text!r} cannot be a file or folder name (a path separator, a leading dot, "
         f"a control character, surrounding spaces or more than {MAX_SEGMENT_BYTES} bytes)",
-        where=None if where is None else str(where),
+        where=None if where is None else printable(where),
         hint=f"rename it; it would be stored as {safe_segment(text)!r}",
     )
 
@@ -98,7 +104,10 @@ def check_relpath(rel: str, *, what: str = "path", where: object = None) -> str:
     """A relative POSIX path from input whose every part is a safe segment (no ``..``,
     no absolute path, no hidden part)."""
     if not rel or rel.startswith("/"):
-        raise UnsafePathError(f"{what} {rel!r} is not a relative path", where=where)
+        raise UnsafePathError(
+            f"{what} {rel!r} is not a relative path",
+            where=None if where is None else printable(where),
+        )
     for part in rel.split("/"):
         check_segment(part, what=what, where=where)
     return rel
@@ -120,8 +129,8 @@ def contained(root: str | os.PathLike[str], path: str | os.PathLike[str], *,
     real = os.path.realpath(full)
     if not _within(real, root_real):
         raise UnsafePathError(
-            f"refusing a {what} outside {root}: it resolves to {real}",
-            where=full,
+            f"refusing a {what} outside {printable(root)}: it resolves to {printable(real)}",
+            where=printable(full),
             hint="a name or link from the input leads out of the folder; nothing was written",
         )
     return full
@@ -139,8 +148,8 @@ def check_inside(folder: str | os.PathLike[str], paths: Iterable[str | os.PathLi
         real = os.path.realpath(path)
         if not _within(real, folder_real):
             raise UnsafePathError(
-                f"is a symbolic link to {real}, outside the {what} {folder}",
-                where=path,
+                f"is a symbolic link to {printable(real)}, outside the {what} {printable(folder)}",
+                where=printable(path),
                 hint=f"links out of the {what} are not followed; copy the file in its place",
             )
 
@@ -176,5 +185,6 @@ __all__ = [
     "check_segment",
     "contained",
     "is_safe_segment",
+    "printable",
     "safe_segment",
 ]

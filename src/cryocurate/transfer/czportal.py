@@ -406,7 +406,7 @@ def _run_folders(folder: Path) -> list[Path]:
 
 def _walk(root: Path, start: Path, skipped: list[str]) -> list[tuple[Path, str]]:
     """Regular files under ``start`` that the import knows (:func:`is_known_file`), as
-    root-relative POSIX names; the others go to ``skipped``. (:func:`_refuse_links` has made
+    root-relative POSIX names; the others go to ``skipped``. (:func:`_check_entries` has made
     sure that there is no symbolic link to follow.)"""
     out = []
     for dirpath, dirs, files in os.walk(start):
@@ -433,9 +433,11 @@ def is_known_file(rel: str) -> bool:
     return posixpath.splitext(name)[1].lower() in KNOWN_SUFFIXES
 
 
-def _refuse_links(folder: Path) -> None:
+def _check_entries(folder: Path) -> None:
     """A portal download holds no symbolic links; one in the folder is refused (one line,
-    naming it and its target) rather than followed, wherever it points."""
+    naming it and its target) rather than followed, wherever it points. Names are copied into
+    the tree as they are, so each must be one safe path segment (no control characters…);
+    hidden ones are never copied and not checked."""
     stack = [folder]
     while stack:
         current = stack.pop()
@@ -452,6 +454,8 @@ def _refuse_links(folder: Path) -> None:
                     where=entry.path,
                     hint="replace it with the file itself, or remove it",
                 )
+            if not entry.name.startswith("."):
+                names.check_segment(entry.name, what="file name", where=entry.path)
             if entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))
 
@@ -468,7 +472,6 @@ def plan_import(folder: Path) -> Plan:
             "no such folder", where=folder, hint="give the folder named by the dataset id"
         )
     folder = folder.resolve()  # the folder given may be a link; nothing inside it may be
-    _refuse_links(folder)
     if (folder / layout.RUN_METADATA).is_file():
         raise InputError(
             "is a run folder, not a dataset folder",
@@ -481,6 +484,7 @@ def plan_import(folder: Path) -> Plan:
             where=folder,
             hint="give the folder named by the dataset id (e.g. …/10000)",
         )
+    _check_entries(folder)  # before anything in it is read
     notes: list[str] = []
     metadata = _read_json(folder / layout.DATASET_METADATA, "dataset metadata")
     reader = _Reader(metadata, folder / layout.DATASET_METADATA, notes)
