@@ -16,12 +16,18 @@ be safe (the layout's own path builders, the run folders of a portal download).
 
 **Writes** are proven to stay inside their root with :func:`contained`: the target is resolved
 (every symbolic link followed, as ``/files/`` resolves reads) and must be the root or under it,
-else :class:`~cryocurate.errors.UnsafePathError`. :func:`check_apart` keeps an output folder
-that ``--force`` may replace away from the portal root.
+else :class:`~cryocurate.errors.UnsafePathError`. :func:`check_export_folder` keeps an
+export's folder, which ``--force`` replaces wholesale, from holding the portal root or lying in
+its data tree. (:mod:`cryocurate.store.layout` refuses an unsafe run name in every path it
+builds, and :mod:`cryocurate.store.tree` checks every swap target, and every leftover one,
+with :func:`contained`.)
 
 **Inputs** are read only from inside the folder being imported or extracted:
 :func:`check_inside` refuses a file (or folder) whose symbolic links lead out of it, naming
 the link and its target. Files a user names on the command line are theirs and are followed.
+
+Messages quote input names through :func:`printable`, so a name with a newline or a terminal
+escape still makes one harmless line.
 """
 
 from __future__ import annotations
