@@ -141,6 +141,7 @@ def test_magellon_job_names_become_safe_folders(capsys, tmp_path, nest, root):
     for name in safe:
         assert (run_dir(root, name) / layout.CLASS_AVERAGES).is_dir()
     assert err.count("stored as") == 2
+    assert "\x1b" not in err  # names are escaped in what is printed
 
 
 def _tomography_run(tmp_path: Path, portal: Portal) -> tuple[int, int]:
@@ -291,3 +292,14 @@ def test_a_handed_export_cannot_make_the_loader_read_outside_it(tmp_path, image_
     dataset = ClassAverageDataset(export, split="train")
     with pytest.raises(UnsafePathError):
         dataset.image(0)
+
+
+def test_a_huge_dataset_identifier_is_one_line(capsys, tmp_path, root):
+    """``dataset_identifier`` in an import's metadata is input too (SQLite cannot hold it)."""
+    folder = tmp_path / "dl" / "10000"
+    (folder / "TS_1").mkdir(parents=True)
+    doc = {"dataset_title": "x", "dataset_identifier": 10**30}
+    (folder / "dataset_metadata.json").write_text(json.dumps(doc))
+    (folder / "TS_1" / "run_metadata.json").write_text("{}")
+    code, _, err = cli(capsys, "import-czportal", root, folder)
+    assert code == 2 and "64-bit" in one_line(err) and counts(root) == (0, 0)

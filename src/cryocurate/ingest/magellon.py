@@ -363,7 +363,8 @@ class Finding:
     message: str
 
     def __str__(self) -> str:
-        return self.message
+        # folder names and tkteach image names are input: escape control characters
+        return names.printable(self.message)
 
 
 @dataclass

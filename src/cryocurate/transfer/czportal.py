@@ -496,6 +496,12 @@ def plan_import(folder: Path) -> Plan:
     source_id = reader.int("dataset_identifier")
     if source_id is None and folder.name.isdigit():
         source_id = int(folder.name)
+    if source_id is not None and not 0 < source_id < 2**63:
+        raise FormatError(
+            f"dataset id {source_id} is not a positive 64-bit number",
+            where=folder / layout.DATASET_METADATA,
+            hint="import it under a new id with --dataset-id new",
+        )
     name = detect_layout(folder)
     src_layout = layouts.get(name)
     root = folder.parent
