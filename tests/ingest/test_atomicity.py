@@ -176,7 +176,7 @@ def test_live_writers_swaps_are_left_alone(sqlite_portal, tmp_path):
     try:
         holder = swaps / f"{socket.gethostname()}.{child.pid}.abcd1234"
         holder.mkdir(parents=True)
-        (holder / tree.TARGET_FILE).write_text("10000/run/ClassAverages")
+        (holder / tree.TARGET_FILE).write_text("../10000/run/ClassAverages")  # as swap_in writes
         assert tree.leftovers(swaps) == []
     finally:
         child.kill()

@@ -47,7 +47,8 @@ def _line(o: Outcome) -> str:
         else ""
     )
     took = f"  {o.seconds:.1f} s" if o.seconds else ""
-    return f"[{_STYLE[o.status]}]{o.status:<10}[/] {_escape(where):<28} {facts}{took}"
+    note = f"  ({_escape(o.message)})" if o.message else ""
+    return f"[{_STYLE[o.status]}]{o.status:<10}[/] {_escape(where):<28} {facts}{took}{note}"
 
 
 def _escape(text: str) -> str:

@@ -110,6 +110,12 @@ def run_command(
             tomogram=fields,
             progress=show,
         )
+    if result.renamed_from is not None:
+        console.err.print(
+            f"note: run name {result.renamed_from!r} is not a safe folder name; "
+            f"stored as {result.run_name!r}",
+            markup=False,
+        )
     x, y, z = result.size_xyz
     ts = f", tilt series {result.tilt_series_id}" if result.tilt_series_id else ""
     console.out.print(

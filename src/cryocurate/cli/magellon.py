@@ -33,7 +33,8 @@ def _line(o: Outcome) -> str:
     if o.status == "error":
         return f"[red]error    [/red] {_escape(o.message)}"
     where = _escape(f"{o.dataset_id}/{o.run_name}")
-    return f"[{_STYLE[o.status]}]{o.status:<10}[/] {where}  {o.n_classes} classes"
+    note = f"  ({_escape(o.message)})" if o.message else ""
+    return f"[{_STYLE[o.status]}]{o.status:<10}[/] {where}  {o.n_classes} classes{note}"
 
 
 def import_magellon_command(

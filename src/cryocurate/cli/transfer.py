@@ -6,6 +6,8 @@ summary line; problems end as one error line from the main CLI.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,10 +122,14 @@ def import_czportal_command(
         "--dataset-id",
         help="keep: use the portal's dataset id (refused if taken); new: take a new id.",
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print what was imported (and every file not copied) as JSON."
+    ),
 ) -> None:
     """Import a dataset downloaded from the CZ CryoET Data Portal (v1 or v2 layout): its
     metadata, runs, tilt series, tomograms, key photos and annotations. Nothing is stored
-    unless all of it is.
+    unless all of it is. Only the portal's kinds of file are copied (MRC, OME-Zarr, JSON,
+    ndjson, images, tilt angles…); any other file is named in a note and not copied.
 
     Example: cryocurate import-czportal ./portal ./downloads/10000 --dataset-id new
     """
@@ -137,10 +143,15 @@ def import_czportal_command(
         )
     for note in result.notes:
         console.err.print(f"note: {note}", markup=False)
+    if as_json:
+        console.out.print_json(json.dumps(dataclasses.asdict(result)))
+        return
+    skipped = f", {len(result.skipped)} not copied (see the notes)" if result.skipped else ""
     console.out.print(
         f"Imported dataset {result.dataset_id} ({result.layout} layout): "
         f"{len(result.runs)} runs, {result.n_tomograms} tomograms, "
-        f"{result.n_annotations} annotations, {result.n_files} files, {_mb(result.n_bytes)}.",
+        f"{result.n_annotations} annotations, {result.n_files} files, {_mb(result.n_bytes)}"
+        f"{skipped}.",
         markup=False,
     )
 

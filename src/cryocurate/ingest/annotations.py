@@ -51,7 +51,7 @@ from cryocurate.formats import annotations as fmt
 from cryocurate.formats.mrc import read_header
 from cryocurate.formats.omezarr import write_mask_pyramid
 from cryocurate.portal import Portal
-from cryocurate.store import layout, tree
+from cryocurate.store import layout, names, tree
 
 MASK_SUFFIXES = {".mrc", ".mrcs", ".map", ".rec"}
 
@@ -382,7 +382,7 @@ def ingest_annotation(
             shape = AnnotationShape(annotation=annotation, shape_type=shape_type)
             target.annotations_dir.mkdir(parents=True, exist_ok=True)
             for src, tail, kind in staged:
-                final = target.annotations_dir / f"{stem}{tail}"
+                final = names.contained(portal.data_dir, target.annotations_dir / f"{stem}{tail}")
                 shape.annotation_files.append(
                     AnnotationFile(
                         tomogram_voxel_spacing=spacing,

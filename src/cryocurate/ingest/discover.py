@@ -32,6 +32,7 @@ from cryocurate.errors import (
     MissingFileError,
     NotAJobError,
 )
+from cryocurate.store.names import safe_segment
 
 Software = Literal["cryosparc", "relion", "magellon"]
 
@@ -73,11 +74,17 @@ class JobFiles:
         return files
 
     @property
-    def run_name(self) -> str:
-        """``<project_uid>_<job_uid>`` when known, otherwise the folder's name."""
+    def wanted_run_name(self) -> str:
+        """``<project_uid>_<job_uid>`` when known, otherwise the folder's name, as given."""
         if self.project_uid and self.job_uid:
             return f"{self.project_uid}_{self.job_uid}"
         return self.job_dir.name
+
+    @property
+    def run_name(self) -> str:
+        """:attr:`wanted_run_name` as one safe path segment: job.json's fields are input, and
+        ``"../../victim"`` must not become a folder outside the dataset (same name every run)."""
+        return safe_segment(self.wanted_run_name, what="run name")
 
 
 def _listdir(job_dir: Path) -> list[str]:

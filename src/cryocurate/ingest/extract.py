@@ -53,7 +53,7 @@ from cryocurate.ingest.features import mass_features
 from cryocurate.ingest.records import JobRecord, finite_or_none
 from cryocurate.ingest.relion import read_relion_job
 from cryocurate.portal import Portal
-from cryocurate.store import layout, tree
+from cryocurate.store import layout, names, tree
 
 # Bump when what extraction writes changes, so reruns re-extract unchanged jobs once.
 EXTRACT_FORMAT = 1
@@ -404,10 +404,13 @@ class Extraction:
             return False, job.fingerprint
 
     @staticmethod
-    def _outcome(files: JobFiles, status: Status, run: Run, job: Class2DJob) -> Outcome:
+    def _outcome(
+        files: JobFiles, status: Status, run: Run, job: Class2DJob, message: str = ""
+    ) -> Outcome:
         return Outcome(
             job_dir=str(files.job_dir),
             status=status,
+            message=message,
             dataset_id=run.dataset_id,
             run_id=run.id,
             run_name=run.name,
@@ -450,6 +453,7 @@ class Extraction:
                     outcome = self._outcome(files, "unchanged", run, run.class2d_job)
                 else:
                     status: Status = "replaced" if run is not None else "new"
+                    renamed = ""
                     if run is None:
                         run = Run(
                             dataset=dataset,
@@ -457,6 +461,11 @@ class Extraction:
                             kind=RunKind.class2d,
                         )
                         session.add(run)
+                        if run.name != files.wanted_run_name:
+                            renamed = (
+                                f"run name {files.wanted_run_name!r} is not a safe folder "
+                                f"name; stored as {run.name!r}"
+                            )
                     job = run.class2d_job
                     if job is None:
                         job = Class2DJob()
@@ -478,7 +487,10 @@ class Extraction:
                     run.updated_at = dt.datetime.now(dt.UTC)
                     upsert_class_rows(session, run, meta["classes"])
                     session.flush()
-                    run_dir = layout.run_dir(self.portal.data_dir, dataset.id, run.name)
+                    run_dir = names.contained(
+                        self.portal.data_dir,
+                        layout.run_dir(self.portal.data_dir, dataset.id, run.name),
+                    )
                     if not run_dir.exists():
                         created.append(run_dir)
                     swap = tree.swap_in(
@@ -488,7 +500,7 @@ class Extraction:
                         check=recovery.class_averages_check(dataset.id, run.name),
                     )
                     atomic.write_json(run_dir / layout.RUN_METADATA, run_metadata(run))
-                    outcome = self._outcome(files, status, run, job)
+                    outcome = self._outcome(files, status, run, job, renamed)
                 self.dataset_id = dataset.id
         except BaseException:
             if swap is not None:
@@ -500,6 +512,11 @@ class Extraction:
             swap.commit()
         self._report(Outcome(**{**outcome.__dict__, "seconds": staged.seconds}))
 
+    def check_inputs(self, files: JobFiles) -> None:
+        """Refuse a job whose files are symbolic links out of its folder (the folder itself
+        may be a link: RELION's job aliases are)."""
+        names.check_inside(files.job_dir, files.inputs, what="job folder")
+
     def run(self, job_dirs: Iterable[Path]) -> list[Outcome]:
         """Extract every job; returns one outcome per job, in the order they finished."""
         recovery.recover(self.portal)
@@ -508,6 +525,7 @@ class Extraction:
         for job_dir in job_dirs:
             try:
                 files = find_job(job_dir, self.iteration)
+                self.check_inputs(files)
                 unchanged, known = self._quick_check(files)
             except CryocurateError as err:
                 self._error(job_dir, str(err))

@@ -78,7 +78,7 @@ from cryocurate.ingest.discover import JobFiles, Software
 from cryocurate.ingest.magellon_accounts import Claim, accounts_to_create, parse_labeller_mapping
 from cryocurate.ingest.records import ClassTable, JobRecord, finite_or_none
 from cryocurate.portal import Portal
-from cryocurate.store import layout, tree
+from cryocurate.store import layout, names, tree
 
 #: Bump when what a Magellon import stores changes, so reruns re-import unchanged jobs once.
 MAGELLON_FORMAT = 1
@@ -117,7 +117,7 @@ class MagellonJobFiles(JobFiles):
         return [*self.images, self.classes]
 
     @property
-    def run_name(self) -> str:
+    def wanted_run_name(self) -> str:
         """The job's own name (``P175_J66_<user>``): unique across a lab's folder."""
         return self.job
 
@@ -271,12 +271,18 @@ class MagellonExtraction(extract.Extraction):
     small JPEGs, not gigabytes of particles, so worker processes would cost more than they save.
     """
 
+    def check_inputs(self, files: JobFiles) -> None:
+        """Refuse a job whose image folder, images or ``.npy`` lead out of the lab folder."""
+        assert isinstance(files, MagellonJobFiles)
+        names.check_inside(files.lab_folder, [files.job_dir, *files.inputs], what="Magellon folder")
+
     def run_jobs(self, jobs: Iterable[MagellonJobFiles]) -> list[extract.Outcome]:
         recovery.recover(self.portal)
         self._resolve_dataset()
         try:
             for files in jobs:
                 try:
+                    self.check_inputs(files)
                     unchanged, known = self._quick_check(files)
                 except CryocurateError as err:
                     self._error(files.job_dir, str(err))
@@ -390,7 +396,8 @@ class Finding:
     message: str
 
     def __str__(self) -> str:
-        return self.message
+        # folder names and tkteach image names are input: escape control characters
+        return names.printable(self.message)
 
 
 @dataclass
@@ -445,10 +452,13 @@ class MagellonImport:
 
 
 def label_paths(folder: Path, given: Sequence[Path] | None) -> list[Path]:
-    """The databases to import: those given, else every ``storage_*.db`` in ``folder``."""
+    """The databases to import: those given, else every ``storage_*.db`` in ``folder`` (those
+    found, not named by the user, must not be links out of the folder)."""
     if given:
         return list(given)
-    return sorted(p for p in Path(folder).glob("storage_*.db") if p.is_file())
+    found = sorted(p for p in Path(folder).glob("storage_*.db") if p.is_file())
+    names.check_inside(folder, found, what="Magellon folder")
+    return found
 
 
 def import_magellon(

@@ -45,7 +45,7 @@ from cryocurate.formats.omezarr import write_pyramid
 from cryocurate.ingest import recovery
 from cryocurate.ingest.extract import run_metadata
 from cryocurate.portal import Portal
-from cryocurate.store import layout, tree
+from cryocurate.store import layout, names, tree
 
 TILT_SERIES_SUFFIXES = {".st", ".ali", ".mrcs"}
 ANGLE_SUFFIXES = {".rawtlt", ".tlt"}
@@ -177,6 +177,7 @@ class IngestedRun:
     size_xyz: tuple[int, int, int]
     tilt_series_id: int | None = None
     files: list[str] = field(default_factory=list)
+    renamed_from: str | None = None  # the name asked for, when it was not a safe folder name
 
 
 def _voxel_spacing(path: Path, given: float | None) -> float:
@@ -212,9 +213,8 @@ def ingest_run(
     acquisition.check()
     tomogram.check()
     recovery.recover(portal)
-    name = run_name or files.tomogram.stem
-    if not name or "/" in name or name.startswith("."):
-        raise InputError(f"{name!r} is not a usable run name")
+    wanted = run_name or files.tomogram.stem
+    name = names.safe_segment(wanted, what="run name")
     vs = _voxel_spacing(files.tomogram, voxel_spacing)
     header = read_header(files.tomogram)
     if header.nz < 2:
@@ -258,7 +258,7 @@ def ingest_run(
             _copy(files.tilt_series, ts_dir / f"{name}.mrc")
             if files.angles is not None:
                 _copy(files.angles, ts_dir / f"{name}.rawtlt")
-        return _commit(
+        result = _commit(
             portal,
             dataset_id,
             name,
@@ -272,6 +272,9 @@ def ingest_run(
             acquisition,
             tomogram,
         )
+        if name != wanted:
+            result.renamed_from = wanted
+        return result
     finally:
         tree.discard(staging)
 
@@ -290,7 +293,7 @@ def _commit(
     acquisition: Acquisition,
     fields: TomogramFields,
 ) -> IngestedRun:
-    run_dir = layout.run_dir(portal.data_dir, dataset_id, name)
+    run_dir = names.contained(portal.data_dir, layout.run_dir(portal.data_dir, dataset_id, name))
     vs_dir = layout.voxel_spacing_dir(run_dir, vs)
     canonical = vs_dir / layout.CANONICAL_TOMOGRAM
     swap: tree.Swap | None = None

@@ -64,7 +64,7 @@ from cryocurate.grading.grades import grade_rows
 from cryocurate.grading.ratings import Ratings, load_ratings
 from cryocurate.learn.splits import DEFAULT_FRACTIONS, SPLITS, JobSplits, split_jobs
 from cryocurate.portal import Portal
-from cryocurate.store import layout
+from cryocurate.store import layout, names
 
 __all__ = [
     "CLASS_AVERAGE_COLUMNS",
@@ -502,6 +502,7 @@ def export_campaign(
     MissingFileError when a run's stack is missing from the data tree.
     """
     out = Path(out).absolute()
+    names.check_export_folder(out, portal.root, portal.data_dir)
     _check_out(out, force)
     with portal.transaction() as session:
         gathered = _gather(session, portal, campaign_id)

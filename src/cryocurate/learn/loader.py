@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from cryocurate.errors import InputError, MissingFileError
+from cryocurate.store import names
 
 TRAIN_EXTRA = "pip install 'cryocurate[train]'"
 
@@ -163,7 +164,11 @@ class ClassAverageDataset(Dataset):
     def _stack(self, name: str) -> np.ndarray:
         mrc = self._stacks.get(name)
         if mrc is None:
-            mrc = mrcfile.mmap(self.root / name, mode="r", permissive=True)
+            # image_file comes from the export's table, which may have been handed to us:
+            # it must name a file inside the export folder.
+            names.check_relpath(name, what="image_file", where=self.root)
+            path = names.contained(self.root, name, what="read")
+            mrc = mrcfile.mmap(path, mode="r", permissive=True)
             self._stacks[name] = mrc
         data = mrc.data
         return data if data.ndim == 3 else data[np.newaxis]

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cryocurate.store.names import check_segment, safe_segment
+
 DATASET_METADATA = "dataset_metadata.json"
 RUN_METADATA = "run_metadata.json"
 CLASS_AVERAGES = "ClassAverages"
@@ -30,7 +32,10 @@ def dataset_dir(data_root: Path, dataset_id: int) -> Path:
 
 
 def run_dir(data_root: Path, dataset_id: int, run_name: str) -> Path:
-    return dataset_dir(data_root, dataset_id) / run_name
+    """The run's folder. A run name is one safe path segment (writers make it one with
+    :func:`cryocurate.store.names.safe_segment`); any other is refused here, so no reader or
+    writer ever builds a path out of the dataset folder from a stored name."""
+    return dataset_dir(data_root, int(dataset_id)) / check_segment(run_name, what="run name")
 
 
 def class_image_name(class_index: int) -> str:
@@ -76,11 +81,18 @@ def voxel_spacing_dir(run: Path, voxel_spacing_a: float) -> Path:
     return run / TOMOGRAMS / voxel_spacing_name(voxel_spacing_a)
 
 
+OBJECT_SLUG_CHARS = 64
+
+
 def object_slug(name: str) -> str:
-    """The portal's file-name form of an object name: lower case, ``[0-9a-z]`` kept, else ``_``."""
-    return "".join(c if c.isascii() and c.isalnum() else "_" for c in name.lower())
+    """The portal's file-name form of an object name: lower case, ``[0-9a-z]`` kept, else ``_``
+    (at most :data:`OBJECT_SLUG_CHARS` characters, so file names stay short enough)."""
+    slug = "".join(c if c.isascii() and c.isalnum() else "_" for c in name.lower())
+    return slug[:OBJECT_SLUG_CHARS]
 
 
 def annotation_stem(annotation_id: int, object_name: str, version: str) -> str:
-    """``<id>-<object>-<version>``, the v1 layout's annotation file stem."""
-    return f"{annotation_id}-{object_slug(object_name)}-{version}"
+    """``<id>-<object>-<version>``, the v1 layout's annotation file stem (the version, which
+    comes from input, made one safe path segment)."""
+    version = safe_segment(version, what="annotation version")
+    return f"{int(annotation_id)}-{object_slug(object_name)}-{version}"

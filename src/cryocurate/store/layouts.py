@@ -252,7 +252,7 @@ def annotation_name(object_name: str, version: str) -> str:
 
     ``layout.annotation_stem(id, object, version) == f"{id}-{annotation_name(object, version)}"``.
     """
-    return f"{layout.object_slug(object_name)}-{version}"
+    return layout.annotation_stem(0, object_name, version).split("-", 1)[1]
 
 
 def split_annotation_stem(stem: str) -> tuple[int | None, str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -25,6 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from cryocurate.atomic import fsync_dir
+from cryocurate.errors import UnsafePathError
+from cryocurate.store.names import contained, safe_segment
+
+log = logging.getLogger(__name__)
 
 
 def _token() -> str:
@@ -49,9 +54,10 @@ def _token_is_live(token: str) -> bool:
 
 
 def new_staging_dir(staging_root: Path, label: str) -> Path:
-    """A fresh, empty folder under ``staging_root`` to build one run in."""
+    """A fresh, empty folder under ``staging_root`` to build one run in (``label``, often a
+    job folder's name, is made one safe path segment)."""
     staging_root.mkdir(parents=True, exist_ok=True)
-    path = staging_root / f"{label}~{_token()}"
+    path = contained(staging_root, f"{safe_segment(label, what='staging label')}~{_token()}")
     path.mkdir()
     return path
 
@@ -106,8 +112,13 @@ def swap_in(
     ``final`` did not exist before (a crash then leaves a folder the catalog never saw).
     ``check`` is stored beside it: what a recovering writer should look for in the catalog to
     tell whether the dead writer committed (for example ``{"kind": "run", …}``).
+
+    ``final`` must lie inside the tree that holds ``swaps_root`` (its parent), links resolved
+    (:func:`cryocurate.store.names.contained`), and not be the tree itself or in ``.swaps``.
     """
+    _check_target(swaps_root, final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _check_target(swaps_root, final)  # again: mkdir may have met a link planted meanwhile
     holder = swaps_root / _token()
     holder.mkdir(parents=True)
     if check is not None:
@@ -125,6 +136,18 @@ def swap_in(
     return swap
 
 
+def _check_target(swaps_root: Path, final: Path) -> None:
+    tree_root = swaps_root.parent
+    contained(tree_root, final, what="swap")
+    real, swaps_real = os.path.realpath(final), os.path.realpath(swaps_root)
+    if (
+        real == os.path.realpath(tree_root)
+        or real == swaps_real
+        or real.startswith(swaps_real + os.sep)
+    ):
+        raise UnsafePathError("refusing to swap the tree itself or its swaps", where=final)
+
+
 def discard(path: Path) -> None:
     """Delete a folder that is no longer referenced (missing is fine)."""
     with contextlib.suppress(FileNotFoundError):
@@ -135,6 +158,8 @@ def leftovers(swaps_root: Path) -> list[Swap]:
     """Swaps whose writer died before finishing; the caller decides which side wins.
 
     For each, ``commit()`` keeps the new folder and ``rollback()`` brings the old one back.
+    A holder whose ``target`` names a place outside the tree (or the tree itself) was not
+    written by a swap: it is left alone, with a warning, and never followed.
     """
     found: list[Swap] = []
     if not swaps_root.is_dir():
@@ -150,6 +175,12 @@ def leftovers(swaps_root: Path) -> list[Swap]:
             discard(holder)
             continue
         final = Path(os.path.normpath(swaps_root / target))
+        try:
+            _check_target(swaps_root, final)
+        except UnsafePathError as err:
+            # Not written by us: following it could move or delete files outside the tree.
+            log.warning("%s: swap left alone (its target is not in the tree): %s", holder, err)
+            continue
         found.append(Swap(final=final, holder=holder))
     return found
 

@@ -68,12 +68,12 @@ from cryocurate.catalog.models import (
     TomogramReconstructionMethod,
     TomogramVoxelSpacing,
 )
-from cryocurate.errors import ConflictError, FormatError, InputError
+from cryocurate.errors import ConflictError, FormatError, InputError, UnsafePathError
 from cryocurate.formats.mrc import read_header
 from cryocurate.ingest import recovery
 from cryocurate.ingest.extract import upsert_class_rows
 from cryocurate.portal import Portal
-from cryocurate.store import layout, layouts, tree
+from cryocurate.store import layout, layouts, names, tree
 from cryocurate.transfer.download import copy_file, dump_json, is_metadata_json
 
 ANNOTATION_MARK = re.compile(r"~a(\d+)~")
@@ -82,6 +82,17 @@ ANNOTATION_MARK = re.compile(r"~a(\d+)~")
 MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".rec", ".map")
 ANGLE_SUFFIXES = (".rawtlt", ".tlt")
 NDJSON_CHECK_LIMIT = 256 << 20  # check every line of point files up to this size
+
+KNOWN_SUFFIXES = frozenset(
+    (*MRC_SUFFIXES, *ANGLE_SUFFIXES, ".json", ".ndjson", ".png", ".jpg", ".jpeg", ".tif",
+     ".tiff", ".eer", ".gain", ".mdoc", ".star", ".xf", ".glb")
+)  # fmt: skip
+"""Files an import copies: the portal's data and metadata formats (plus Zarr's and
+Neuroglancer's own files in their folders). Anything else (``.html``, ``.svg``, ``.js``,
+``notes.txt``…) is not copied into the tree, and each is named in a note."""
+ZARR_METADATA = frozenset((".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"))
+_ZARR_CHUNK = re.compile(r"^\d+(?:\.\d+)*$")
+_PRECOMPUTED = re.compile(r"^[A-Za-z0-9_-]+$")
 
 _SHAPES = {s.value.lower(): s for s in AnnotationShapeType}
 _SHAPES |= {"triangularmesh": AnnotationShapeType.Mesh, "mesh": AnnotationShapeType.Mesh}
@@ -183,6 +194,7 @@ class Plan:
     runs: list[PlannedRun]
     files: list[Planned]
     notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # source-root-relative, not copied
 
     @property
     def total_bytes(self) -> int:
@@ -205,6 +217,9 @@ class ImportResult:
     n_tomograms: int
     n_annotations: int
     notes: list[str]
+    skipped: list[str] = field(default_factory=list)
+    """Files of the folder not copied (not of a kind the portal's layout holds), each also a
+    line of ``notes``."""
 
 
 def _size(path: Path) -> int:
@@ -218,8 +233,8 @@ def _tree_size(path: Path) -> int:
     if path.is_file():
         return _size(path)
     total = 0
-    for dirpath, _dirs, names in os.walk(path):
-        total += sum(_size(Path(dirpath) / n) for n in names)
+    for dirpath, _dirs, files in os.walk(path):
+        total += sum(_size(Path(dirpath) / n) for n in files)
     return total
 
 
@@ -389,19 +404,60 @@ def _run_folders(folder: Path) -> list[Path]:
     )
 
 
-def _walk(root: Path, start: Path) -> list[tuple[Path, str]]:
-    """Regular files under ``start`` (following links to files), root-relative POSIX names."""
+def _walk(root: Path, start: Path, skipped: list[str]) -> list[tuple[Path, str]]:
+    """Regular files under ``start`` that the import knows (:func:`is_known_file`), as
+    root-relative POSIX names; the others go to ``skipped``. (:func:`_check_entries` has made
+    sure that there is no symbolic link to follow.)"""
     out = []
-    for dirpath, dirs, names in os.walk(start):
+    for dirpath, dirs, files in os.walk(start):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
+        for name in sorted(files):
             # zarr v2 keeps its metadata in dot-files; everything else with a dot is junk
             if name.startswith(".") and not _inside_zarr(Path(dirpath)):
                 continue
             path = Path(dirpath) / name
             if path.is_file():
-                out.append((path, path.relative_to(root).as_posix()))
+                rel = path.relative_to(root).as_posix()
+                (out.append((path, rel)) if is_known_file(rel) else skipped.append(rel))
     return out
+
+
+def is_known_file(rel: str) -> bool:
+    """True for a file an import copies: one of :data:`KNOWN_SUFFIXES`, or Zarr metadata or a
+    chunk inside a ``.zarr`` folder."""
+    name = posixpath.basename(rel)
+    if layouts.is_inside_zarr(rel):
+        return name in ZARR_METADATA or bool(_ZARR_CHUNK.match(name))
+    if layouts.NEUROGLANCER_PRECOMPUTE in rel.split("/")[:-1] and _PRECOMPUTED.match(name):
+        return True  # Neuroglancer's precomputed files: "info", "spatial0/0_0_0"…
+    return posixpath.splitext(name)[1].lower() in KNOWN_SUFFIXES
+
+
+def _check_entries(folder: Path) -> None:
+    """A portal download holds no symbolic links; one in the folder is refused (one line,
+    naming it and its target) rather than followed, wherever it points. Names are copied into
+    the tree as they are, so each must be one safe path segment (no control characters…);
+    hidden ones are never copied and not checked."""
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as it:
+                entries = list(it)
+        except OSError as err:
+            raise InputError(f"cannot list folder: {err.strerror or err}", where=current) from err
+        for entry in entries:
+            if entry.is_symlink():
+                raise UnsafePathError(
+                    f"is a symbolic link (to {os.readlink(entry.path)}); imports do not "
+                    "follow links",
+                    where=entry.path,
+                    hint="replace it with the file itself, or remove it",
+                )
+            if not entry.name.startswith("."):
+                names.check_segment(entry.name, what="file name", where=entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
 
 
 def _inside_zarr(path: Path) -> bool:
@@ -415,7 +471,7 @@ def plan_import(folder: Path) -> Plan:
         raise InputError(
             "no such folder", where=folder, hint="give the folder named by the dataset id"
         )
-    folder = folder.resolve()
+    folder = folder.resolve()  # the folder given may be a link; nothing inside it may be
     if (folder / layout.RUN_METADATA).is_file():
         raise InputError(
             "is a run folder, not a dataset folder",
@@ -428,6 +484,7 @@ def plan_import(folder: Path) -> Plan:
             where=folder,
             hint="give the folder named by the dataset id (e.g. …/10000)",
         )
+    _check_entries(folder)  # before anything in it is read
     notes: list[str] = []
     metadata = _read_json(folder / layout.DATASET_METADATA, "dataset metadata")
     reader = _Reader(metadata, folder / layout.DATASET_METADATA, notes)
@@ -439,6 +496,12 @@ def plan_import(folder: Path) -> Plan:
     source_id = reader.int("dataset_identifier")
     if source_id is None and folder.name.isdigit():
         source_id = int(folder.name)
+    if source_id is not None and not 0 < source_id < 2**63:
+        raise FormatError(
+            f"dataset id {source_id} is not a positive 64-bit number",
+            where=folder / layout.DATASET_METADATA,
+            hint="import it under a new id with --dataset-id new",
+        )
     name = detect_layout(folder)
     src_layout = layouts.get(name)
     root = folder.parent
@@ -451,12 +514,17 @@ def plan_import(folder: Path) -> Plan:
     ids = _PlanIds()
     files: list[Planned] = []
     runs: list[PlannedRun] = []
+    skipped: list[str] = []
     # dataset-level files: metadata and key photos
     for path in sorted(folder.iterdir()):
         if path.is_file() and not path.name.startswith("."):
-            files.append(Planned(path, f"{prefix}/{path.name}", path.name))
+            rel = f"{prefix}/{path.name}"
+            if is_known_file(rel):
+                files.append(Planned(path, rel, path.name))
+            else:
+                skipped.append(rel)
     if (folder / layout.IMAGES).is_dir():
-        for path, rel in _walk(root, folder / layout.IMAGES):
+        for path, rel in _walk(root, folder / layout.IMAGES, skipped):
             files.append(Planned(path, rel, rel.split("/", 1)[1]))
     for run_dir in runs_dirs:
         _check_name(run_dir)
@@ -467,7 +535,7 @@ def plan_import(folder: Path) -> Plan:
                 hint="remove what is not a run from the dataset folder, or download it again",
             )
         run_meta = _read_json(run_dir / layout.RUN_METADATA, "run metadata")
-        run_files = _walk(root, run_dir)
+        run_files = _walk(root, run_dir, skipped)
         _choose_folders(run_dir, name, ids, notes)
         plan = PlannedRun(
             name=run_dir.name,
@@ -490,13 +558,15 @@ def plan_import(folder: Path) -> Plan:
         else:
             _plan_tomography(plan, run_dir, src_layout, ids, by_dst, root, notes)
         runs.append(plan)
-    return Plan(folder, name, source_id, metadata, runs, files, notes)
+    for rel in skipped:
+        notes.append(f"{root / rel}: not copied (not a kind of file the portal's layout holds)")
+    return Plan(folder, name, source_id, metadata, runs, files, notes, skipped)
 
 
 def _check_name(run_dir: Path) -> None:
-    name = run_dir.name
-    if not name or name != name.strip():
-        raise InputError(f"{name!r} is not a usable run name", where=run_dir)
+    """A run folder's name becomes the run's name and folder as it is, so it must already be
+    one safe path segment (a portal download's always is): refused, not renamed."""
+    names.check_segment(run_dir.name, what="run folder name", where=run_dir)
 
 
 def _choose_folders(run_dir: Path, name: str, ids: _PlanIds, notes: list[str]) -> None:
@@ -558,6 +628,8 @@ def _annotation_groups(vs_dir: Path, src: layouts.Layout) -> dict[int, list[Path
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
+        if entry.is_file() and not is_known_file(entry.name):
+            continue  # not copied (see _walk); the plan's notes name it
         if src is layouts.V2:
             if not (entry.is_dir() and entry.name.isdigit()):
                 raise FormatError(
@@ -566,11 +638,15 @@ def _annotation_groups(vs_dir: Path, src: layouts.Layout) -> dict[int, list[Path
                     hint="download the dataset again",
                 )
             groups[int(entry.name)] = sorted(
-                p for p in entry.iterdir() if not p.name.startswith(".")
+                p
+                for p in entry.iterdir()
+                if not p.name.startswith(".") and (p.is_dir() or is_known_file(p.name))
             )
         else:
-            stem = entry.name.split("_", 1)[0].removesuffix(".json")
-            annotation_id, _ = layouts.split_annotation_stem(stem)
+            # The id is the leading number: the object part may itself begin with "_"
+            # (object_slug("α-actinin") is "__actinin"), so no splitting at "_" here.
+            m = re.match(r"^(\d+)-.", entry.name)
+            annotation_id = int(m.group(1)) if m else None
             if annotation_id is None:
                 raise FormatError(
                     "is not named <annotation id>-<object>-<version>…",
@@ -962,7 +1038,7 @@ def _check_ndjson(path: Path) -> None:
 
 def _stage(plan: Plan, staged: Path, progress: Callable[[int], None] | None) -> None:
     for p in plan.files:
-        target = staged / p.dst
+        target = names.contained(staged, p.dst, what="copy")
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             copy_file(p.src, target, progress)
@@ -1394,6 +1470,7 @@ def _commit(
                 n_tomograms=n_tomograms,
                 n_annotations=n_annotations,
                 notes=notes,
+                skipped=list(plan.skipped),
             )
     except BaseException:
         if swap is not None:

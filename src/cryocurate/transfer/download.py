@@ -42,10 +42,10 @@ from sqlalchemy.orm import Session
 
 from cryocurate import atomic
 from cryocurate.catalog.models import Annotation, Dataset, Run, Tomogram
-from cryocurate.errors import ConflictError, InputError, NotFoundError
+from cryocurate.errors import ConflictError, InputError, NotFoundError, UnsafePathError
 from cryocurate.formats.stored_zip import Member, StoredZip
 from cryocurate.portal import Portal
-from cryocurate.store import layout, layouts
+from cryocurate.store import layout, layouts, names
 
 COPY_BLOCK = 8 << 20
 READ_BLOCK = 1 << 20  # zip reads: large enough for few system calls, small enough to overlap
@@ -357,9 +357,11 @@ class CopyReport:
 
 
 def _safe_dest(dest_root: Path, rel: str) -> Path:
-    if rel.startswith("/") or any(p in ("", ".", "..") for p in rel.split("/")):
-        raise ConflictError(f"refusing to write outside the destination: {rel}")
-    return dest_root / rel
+    """Where entry ``rel`` goes: a public relative path (no ``..``, no absolute path), which
+    once every link already in the destination is followed is still inside it."""
+    if not layouts.is_public_path(rel):
+        raise UnsafePathError(f"refusing to write outside the destination: {rel!r}")
+    return names.contained(dest_root, rel, what="download")
 
 
 def copy_entries(

@@ -61,7 +61,7 @@ from cryocurate.formats import magellon as mg
 from cryocurate.formats import tkteach
 from cryocurate.formats.mrc import read_stack
 from cryocurate.portal import Portal
-from cryocurate.store import layout
+from cryocurate.store import layout, names
 
 MANIFEST = "cryocurate_export.json"
 _P = re.compile(r"P\d+")
@@ -192,6 +192,7 @@ def export_magellon(
         FormatError: a run's stored class averages do not match its catalog rows.
     """
     out = Path(os.path.abspath(out))
+    names.check_export_folder(out, portal.root, portal.data_dir)
     _check_out(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
