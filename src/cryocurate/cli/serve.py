@@ -19,7 +19,7 @@ def run_server(root: Path, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     with Portal.open(root) as portal:  # fail here, in one line, if the root is unusable
-        resolved = portal.root
+        resolved, proxies = portal.root, portal.settings.trusted_proxies
     os.environ[ROOT_ENV] = str(resolved)
     console.err.print(f"Serving {resolved} at http://{host}:{port}/  (Ctrl-C to stop)")
     uvicorn.run(
@@ -29,6 +29,11 @@ def run_server(root: Path, host: str, port: int, workers: int = 1) -> None:
         port=port,
         workers=workers,
         log_level="warning",
+        # The client's address (login throttling counts per address) is the TCP peer, unless
+        # the request came through a proxy listed in [web] trusted_proxies: only then is its
+        # X-Forwarded-For believed (uvicorn's own default would trust 127.0.0.1 always).
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=",".join(proxies) if proxies else None,
     )
 
 

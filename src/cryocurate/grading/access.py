@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from cryocurate.accounts import get_user
 from cryocurate.catalog.models import Campaign, Role, User
 from cryocurate.errors import ForbiddenError, NotFoundError
 from cryocurate.grading.campaigns import get_campaign, is_labeller
@@ -24,6 +25,7 @@ from cryocurate.grading.progress import campaign_progress
 __all__ = [
     "ForbiddenError",
     "check_grades_of",
+    "grades_owner",
     "sees_all",
     "visible_campaign",
     "visible_progress",
@@ -49,6 +51,19 @@ def check_grades_of(user: User, labeller: User) -> None:
     """Refuse a labeller reading someone else's grades."""
     if labeller.id != user.id and not sees_all(user):
         raise ForbiddenError("labellers see only their own grades")
+
+
+def grades_owner(session: Session, user: User, email: str | None) -> User:
+    """Whose grades ``user`` asks for with ``?labeller=email`` (None: their own). A labeller
+    naming anyone else is refused *before* the email is looked up, so the answer is the same
+    for an address with an account and one without (no enumeration of accounts)."""
+    if email is None:
+        return user
+    if not sees_all(user):
+        if email.strip().lower() != user.email:
+            raise ForbiddenError("labellers see only their own grades")
+        return user
+    return get_user(session, email)
 
 
 def visible_progress(session: Session, campaign: Campaign, user: User) -> dict[str, Any]:
