@@ -135,10 +135,15 @@ def _reset(portal: Portal, key: str) -> None:
 
 
 def _give_back(portal: Portal, key: str) -> None:
+    """Undo one counted attempt (a counter back at zero is deleted: a successful login leaves
+    no row behind)."""
     with portal.transaction() as session:
         session.execute(
+            sa.delete(LoginThrottle).where(LoginThrottle.key == key, LoginThrottle.failures <= 1)
+        )
+        session.execute(
             sa.update(LoginThrottle)
-            .where(LoginThrottle.key == key, LoginThrottle.failures > 0)
+            .where(LoginThrottle.key == key, LoginThrottle.failures > 1)
             .values(failures=LoginThrottle.failures - 1)
         )
 

@@ -22,7 +22,7 @@ unless a curator recommended it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,20 +267,27 @@ def _load_run(session: Session, run_id: int) -> Run | None:
 
 
 def run_overview(
-    session: Session, run_id: int, grade_links: Mapping[int, dict[str, Any]] | None = None
+    session: Session,
+    run_id: int,
+    grade_links: Mapping[int, dict[str, Any]] | None = None,
+    hidden: Collection[int] = (),
 ) -> dict[str, Any] | None:
     """Everything the Run Overview page shows, or None when there is no such run.
 
     ``grade_links`` (annotation id → campaign, labeller, count: what
     :func:`cryocurate.grading.annotations.grade_annotations_of_run` answers) marks the
-    annotations that hold grades; the caller passes it, as grading is a layer above this."""
+    annotations that hold grades; ``hidden`` are annotations the visitor may not see
+    (:func:`cryocurate.grading.access.visible_grade_links`). The caller passes both, as
+    grading is a layer above this."""
     run = _load_run(session, run_id)
     if run is None:
         return None
     ts = run.tiltseries[0] if run.tiltseries else None
     tomograms = sorted(run.tomograms, key=lambda t: (t.voxel_spacing, t.id))
     grade_links = grade_links or {}
-    annotations = [_annotation_row(a, grade_links.get(a.id)) for a in run.annotations]
+    annotations = [
+        _annotation_row(a, grade_links.get(a.id)) for a in run.annotations if a.id not in hidden
+    ]
     return {
         "run": {
             "id": run.id,

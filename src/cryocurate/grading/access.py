@@ -6,6 +6,12 @@
 * Progress counts are for everyone who sees the campaign, but per-labeller rows only for
   reviewers and admins: a labeller sees their own row, without the repeat counts.
 * Nobody changes anyone else's grades: a grade is always recorded for the user who sends it.
+* Grade annotations (grades as portal annotations, :mod:`cryocurate.grading.annotations`):
+  a labeller's grades of a run are seen by that labeller, reviewers and admins; a campaign's
+  consensus by reviewers and admins while the campaign runs, and by everyone, anonymous
+  visitors included, once it is closed (its result is then published like any annotation).
+  Every route that lists annotations (the JSON API and its relationships, run pages, the
+  ndjson download) asks :func:`annotation_guards` / :func:`sees_grade_annotation`.
 
 Refusals of things a user may not even know about are "not found", so ids do not leak.
 """
@@ -14,20 +20,35 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from cryocurate.accounts import get_user
-from cryocurate.catalog.models import Campaign, Role, User
+from cryocurate.catalog.models import (
+    Annotation,
+    AnnotationAuthor,
+    AnnotationFile,
+    AnnotationShape,
+    Campaign,
+    GradeAnnotation,
+    Role,
+    User,
+)
 from cryocurate.errors import ForbiddenError, NotFoundError
 from cryocurate.grading.campaigns import get_campaign, is_labeller
 from cryocurate.grading.progress import campaign_progress
 
 __all__ = [
     "ForbiddenError",
+    "annotation_guards",
     "check_grades_of",
     "grades_owner",
+    "hidden_grade_annotations",
     "sees_all",
+    "sees_grade_annotation",
     "visible_campaign",
+    "visible_grade_links",
     "visible_progress",
 ]
 
@@ -35,8 +56,74 @@ __all__ = [
 _REPEAT_FIELDS = ("repeats", "repeats_graded")
 
 
-def sees_all(user: User) -> bool:
-    return user.role in (Role.admin, Role.reviewer)
+def sees_all(user: User | None) -> bool:
+    return user is not None and user.role in (Role.admin, Role.reviewer)
+
+
+def sees_grade_annotation(user: User | None, owner_id: int | None, campaign_closed: bool) -> bool:
+    """Whether ``user`` (None: anonymous) may see a grade annotation owned by ``owner_id``
+    (None: the consensus) of a campaign that is (not) closed: the module's rule, in Python;
+    :func:`hidden_grade_annotations` is the same rule in SQL."""
+    if sees_all(user):
+        return True
+    if owner_id is None:
+        return campaign_closed
+    return user is not None and owner_id == user.id
+
+
+def hidden_grade_annotations(user: User | None) -> sa.Select[Any] | None:
+    """The ids of the grade annotations ``user`` may not see, as a subquery (None: they see
+    them all)."""
+    if sees_all(user):
+        return None
+    visible = sa.and_(GradeAnnotation.user_id.is_(None), Campaign.closed.is_(True))
+    if user is not None:
+        visible = sa.or_(visible, GradeAnnotation.user_id == user.id)
+    return (
+        sa.select(GradeAnnotation.annotation_id)
+        .join(Campaign, Campaign.id == GradeAnnotation.campaign_id)
+        .where(sa.not_(visible))
+    )
+
+
+def annotation_guards(user: User | None) -> dict[str, ColumnElement[bool]]:
+    """For :mod:`cryocurate.catalog.filters`: per entity (by plural), the condition its rows
+    must meet for ``user``, applied to searches, relationship filters and includes alike,
+    so no path through the API reaches a grade annotation ``user`` may not see, nor its
+    authors (the labellers' names)."""
+    hidden = hidden_grade_annotations(user)
+    if hidden is None:
+        return {}
+    return {
+        "annotations": Annotation.id.not_in(hidden),
+        "annotation_authors": AnnotationAuthor.annotation_id.not_in(hidden),
+        "annotation_shapes": AnnotationShape.annotation_id.not_in(hidden),
+        "annotation_files": AnnotationFile.annotation_shape_id.not_in(
+            sa.select(AnnotationShape.id).where(AnnotationShape.annotation_id.in_(hidden))
+        ),
+    }
+
+
+def visible_grade_links(
+    session: Session, links: dict[int, dict[str, Any]], user: User | None
+) -> tuple[dict[int, dict[str, Any]], set[int]]:
+    """A run's grade annotations (from :func:`~cryocurate.grading.annotations.
+    grade_annotations_of_run`) split into those ``user`` sees and the ids of the others."""
+    if sees_all(user) or not links:
+        return links, set()
+    closed = dict(
+        session.execute(
+            sa.select(Campaign.id, Campaign.closed).where(
+                Campaign.id.in_({row["campaign_id"] for row in links.values()})
+            )
+        ).tuples()
+    )
+    shown = {
+        aid: row
+        for aid, row in links.items()
+        if sees_grade_annotation(user, row["user_id"], bool(closed.get(row["campaign_id"])))
+    }
+    return shown, set(links) - set(shown)
 
 
 def visible_campaign(session: Session, campaign_id: int, user: User) -> Campaign:

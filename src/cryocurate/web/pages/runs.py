@@ -13,7 +13,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from cryocurate.catalog.run_pages import run_overview
+from cryocurate.grading import access
 from cryocurate.grading.annotations import grade_annotations_of_run
+from cryocurate.web.auth import current_user
 from cryocurate.web.pages.render import render
 
 router = APIRouter()
@@ -25,7 +27,9 @@ def run_page(run_id: int, request: Request) -> Response:
     """The Run Overview page of run ``run_id``."""
     portal = request.app.state.portal
     with portal.transaction() as session:
-        context = run_overview(session, run_id, grade_annotations_of_run(session, run_id))
+        links = grade_annotations_of_run(session, run_id)
+        shown, hidden = access.visible_grade_links(session, links, current_user(request))
+        context = run_overview(session, run_id, shown, hidden)
     if context is None:
         raise HTTPException(status_code=404, detail=f"no run {run_id}")
     return render(request, "run.html", context)
