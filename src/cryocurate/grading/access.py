@@ -111,13 +111,10 @@ def visible_grade_links(
     grade_annotations_of_run`) split into those ``user`` sees and the ids of the others."""
     if sees_all(user) or not links:
         return links, set()
-    closed = dict(
-        session.execute(
-            sa.select(Campaign.id, Campaign.closed).where(
-                Campaign.id.in_({row["campaign_id"] for row in links.values()})
-            )
-        ).tuples()
+    campaigns = sa.select(Campaign.id, Campaign.closed).where(
+        Campaign.id.in_(sorted({row["campaign_id"] for row in links.values()}))
     )
+    closed = {cid: bool(is_closed) for cid, is_closed in session.execute(campaigns)}
     shown = {
         aid: row
         for aid, row in links.items()
