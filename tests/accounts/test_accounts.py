@@ -6,13 +6,16 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from argon2 import PasswordHasher
 
 from cryocurate import accounts
 from cryocurate.accounts.crypto import token_hash
+from cryocurate.catalog import db
 from cryocurate.catalog.models import ApiToken, Invite, Role, User, UserSession
-from cryocurate.errors import ConflictError, InputError, NotFoundError
+from cryocurate.errors import ConflictError, InputError, NotFoundError, PortalError
 from cryocurate.portal import Portal
+from tests.cli_in_process import cli
 
 
 @pytest.fixture
@@ -213,3 +216,17 @@ def test_weak_passwords_are_refused_in_one_line(password, why):
 def test_passphrases_need_no_digits_or_symbols():
     for good in ("a long password", "correct horse battery", "grids of ice 2026"):
         accounts.check_password_rules(good, email="ada@lab.org")
+
+
+def test_migrate_brings_a_root_from_before_the_login_throttle(tmp_path, database_url, capsys):
+    root = tmp_path / "old"
+    with Portal.create(root, database_url=database_url) as p:
+        command.downgrade(db._alembic_config(p.engine), "0006")
+        assert "login_throttle" not in sa.inspect(p.engine).get_table_names()
+    with pytest.raises(PortalError, match="older than 0007"):
+        Portal.open(root)
+    code, out, _ = cli(capsys, "migrate", root)
+    assert code == 0 and "up to date" in out
+    with Portal.open(root) as p:
+        assert db.current_revision(p.engine) == "0007"
+        assert "login_throttle" in sa.inspect(p.engine).get_table_names()

@@ -126,6 +126,36 @@ def test_parallel_guesses_are_throttled_and_the_owner_elsewhere_still_logs_in(se
     assert owner.get("/me").json()["user"]["email"] == OWNER
 
 
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_counted(tmp_path, live_server):
+    root = make_portal(tmp_path / "portal")
+    settings = root / "cryocurate.toml"
+    settings.write_text(settings.read_text() + '\n[web]\ntrusted_proxies = ["127.0.0.1"]\n')
+    url = live_server([sys.executable, "-m", "cryocurate", "serve", str(root), "--port", "{port}"])
+    proxy = _client(url)  # the proxy connects from 127.0.0.1 for every client
+    token = _login_token(proxy)
+
+    def attempt(client_address: str, password: str) -> httpx.Response:
+        data = {"email": OWNER, "password": password, "csrf_token": token}
+        return proxy.post("/login", data=data, headers={"X-Forwarded-For": client_address})
+
+    statuses = [attempt("203.0.113.9", f"guess {i}").status_code for i in range(7)]
+    assert statuses[:5] == [401] * 5 and 429 in statuses[5:]
+    # The owner, forwarded from another address, is not held back by the attacker's guesses.
+    assert attempt("198.51.100.7", PASSWORD).status_code == 303
+    # A client that is not the proxy cannot forge the header: 127.0.0.2 is counted as itself.
+    other = _client(url, "127.0.0.2")
+    other_token = _login_token(other)
+    answers = [
+        other.post(
+            "/login",
+            data={"email": OWNER, "password": f"guess {i}", "csrf_token": other_token},
+            headers={"X-Forwarded-For": f"192.0.2.{i}"},
+        ).status_code
+        for i in range(7)
+    ]
+    assert 429 in answers
+
+
 def test_one_password_against_a_hundred_emails_is_throttled_per_address(served):
     url, root = served
     attacker = _client(url)
