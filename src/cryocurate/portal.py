@@ -45,6 +45,9 @@ class Settings:
     database_url: str
     data_dir: str = DATA_DIR
     private: bool = False  # [web] private = true: every page needs a logged-in user
+    # [web] trusted_proxies = ["127.0.0.1"]: the reverse proxies whose X-Forwarded-For gives
+    # the client's address (login throttling counts per address). Empty: the TCP peer is.
+    trusted_proxies: tuple[str, ...] = ()
 
     def to_toml(self) -> str:
         text = (
@@ -54,7 +57,12 @@ class Settings:
             "[store]\n"
             f"data = {_toml_string(self.data_dir)}\n"
         )
-        return text + ("\n[web]\nprivate = true\n" if self.private else "")
+        web = ("private = true\n" if self.private else "") + (
+            f"trusted_proxies = [{', '.join(map(_toml_string, self.trusted_proxies))}]\n"
+            if self.trusted_proxies
+            else ""
+        )
+        return text + (f"\n[web]\n{web}" if web else "")
 
 
 def _toml_string(value: str) -> str:
@@ -75,6 +83,12 @@ def _boolean(value: object, name: str) -> bool:
     return value
 
 
+def _strings(value: object, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise TypeError(f"{name} must be a list of addresses, not {value!r}")
+    return tuple(value)
+
+
 def read_settings(root: Path) -> Settings:
     path = root / SETTINGS_FILE
     if not path.is_file():
@@ -89,6 +103,9 @@ def read_settings(root: Path) -> Settings:
             database_url=str(raw["catalog"]["url"]),
             data_dir=str(raw.get("store", {}).get("data", DATA_DIR)),
             private=_boolean(raw.get("web", {}).get("private", False), "web.private"),
+            trusted_proxies=_strings(
+                raw.get("web", {}).get("trusted_proxies", []), "web.trusted_proxies"
+            ),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, UnicodeDecodeError, AttributeError) as e:
         raise PortalError(f"unreadable settings: {e}", where=path) from e

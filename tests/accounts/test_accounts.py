@@ -6,13 +6,16 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from argon2 import PasswordHasher
 
 from cryocurate import accounts
 from cryocurate.accounts.crypto import token_hash
+from cryocurate.catalog import db
 from cryocurate.catalog.models import ApiToken, Invite, Role, User, UserSession
-from cryocurate.errors import ConflictError, InputError, NotFoundError
+from cryocurate.errors import ConflictError, InputError, NotFoundError, PortalError
 from cryocurate.portal import Portal
+from tests.cli_in_process import cli
 
 
 @pytest.fixture
@@ -33,7 +36,7 @@ def test_passwords_are_argon2id_with_rfc9106_low_memory_parameters():
     assert accounts.verify_password("not a hash", "x" * 8) == (False, False)
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("correct horse")
     assert accounts.verify_password(weak, "correct horse") == (True, True)
-    with pytest.raises(InputError, match="at least 8"):
+    with pytest.raises(InputError, match="at least 12"):
         accounts.hash_password("short")
 
 
@@ -64,7 +67,7 @@ def test_invites_are_hashed_one_time_and_expire(portal):
         assert stored == [token_hash(token)] and token not in stored
     with portal.transaction() as s:
         assert accounts.peek_invite(s, token).email == "ada@lab.org"
-        with pytest.raises(InputError, match="at least 8"):
+        with pytest.raises(InputError, match="at least 12"):
             accounts.accept_invite(s, token, "short")
     with portal.transaction() as s:
         accounts.accept_invite(s, token, "a long password")
@@ -189,3 +192,41 @@ def test_api_tokens_are_hashed_named_and_revocable(portal):
             accounts.revoke_api_token(s, ada, "import script")
     with portal.transaction() as s:
         assert accounts.resolve_api_token(s, api) is None
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("aaaaaaaa", "at least 12"),
+        ("aaaaaaaaaaaaaaa", "repetitive"),
+        ("123456789012", "sequential"),
+        ("qwertyuiop12", "most common"),
+        ("Password1234", "most common"),
+        ("ada@lab.org", "at least 12"),
+        ("ada.lovelace@lab.org", "your email"),
+        ("x" * 1025, "at most 1024"),
+    ],
+)
+def test_weak_passwords_are_refused_in_one_line(password, why):
+    with pytest.raises(InputError, match=why) as err:
+        accounts.check_password_rules(password, email="ada.lovelace@lab.org")
+    assert "\n" not in str(err.value)
+
+
+def test_passphrases_need_no_digits_or_symbols():
+    for good in ("a long password", "correct horse battery", "grids of ice 2026"):
+        accounts.check_password_rules(good, email="ada@lab.org")
+
+
+def test_migrate_brings_a_root_from_before_the_login_throttle(tmp_path, database_url, capsys):
+    root = tmp_path / "old"
+    with Portal.create(root, database_url=database_url) as p:
+        command.downgrade(db._alembic_config(p.engine), "0006")
+        assert "login_throttle" not in sa.inspect(p.engine).get_table_names()
+    with pytest.raises(PortalError, match="older than 0007"):
+        Portal.open(root)
+    code, out, _ = cli(capsys, "migrate", root)
+    assert code == 0 and "up to date" in out
+    with Portal.open(root) as p:
+        assert db.current_revision(p.engine) == "0007"
+        assert "login_throttle" in sa.inspect(p.engine).get_table_names()

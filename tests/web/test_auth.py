@@ -97,7 +97,7 @@ def test_login_sets_a_safe_cookie_and_logout_ends_the_session(root):
     page = c.get("/login")
     token = form_token(page.text)
     r = c.post("/login", data={"email": USERS["admin"], "password": "nope", "csrf_token": token})
-    assert r.status_code == 400 and "wrong email or password" in r.text
+    assert r.status_code == 401 and "wrong email or password" in r.text
     r = c.post(
         "/login",
         data={"email": "ADA@lab.org", "password": PASSWORD, "csrf_token": token, "next": "/x"},
@@ -273,7 +273,7 @@ def test_invite_links_set_a_password_once(root):
     r = c.post(
         f"/invite/{token}", data={"password": "short", "confirm": "short", "csrf_token": csrf}
     )
-    assert r.status_code == 400 and "at least 8" in r.text
+    assert r.status_code == 400 and "at least 12" in r.text
     assert (
         c.post(f"/invite/{token}", data={"password": PASSWORD, "confirm": PASSWORD}).status_code
         == 403

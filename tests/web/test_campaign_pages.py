@@ -187,23 +187,29 @@ def test_grades_are_annotations_on_the_run_page_downloadable_per_role(built):
     anonymous = client(root)
     body = anonymous.get(f"/runs/{first}.json").json()
     assert sorted(row["id"] for row in body["classes"]) == _class_ids(root, first)
+    # The campaign runs: its grades are not for visitors (grading.access).
+    assert not [a for a in body["annotations"] if a["grading"]]
+    anonymous_html = anonymous.get(f"/runs/{first}").text
+    assert "@" not in anonymous_html and "Grades by" not in anonymous_html
+    assert 'href="/campaigns"' not in anonymous_html  # no grading links for a visitor
+    reviewer = client(root)
+    log_in(reviewer, REVIEWER)
+    body = reviewer.get(f"/runs/{first}.json").json()
     graded = [a for a in body["annotations"] if a["grading"]]
-    # Visitors read a name, never an address.
+    # Labellers are named, never by their address.
     names = {email.split("@")[0]: email for email in LABELLERS}
     assert {a["grading"]["labeller"] for a in graded} <= set(names) and graded
-    assert "@" not in anonymous.get(f"/runs/{first}").text
     assert all(a["method_type"] == "manual" for a in graded)
     mine = {names[a["grading"]["labeller"]]: a for a in graded}
-    html = anonymous.get(f"/runs/{first}").text
+    html = reviewer.get(f"/runs/{first}").text
     for a in graded:
         assert f"/download/annotation/{a['id']}.ndjson" in html
         assert f"Grades by {a['grading']['labeller']}" in html
-    assert 'href="/campaigns"' not in html  # no grading links for a visitor
 
     # the run's and the annotation's zips still work with grade annotations in the run
     assert anonymous.get(f"/download/run/{first}.zip").status_code == 200
     some = graded[0]["id"]
-    assert anonymous.get(f"/download/annotation/{some}.zip").status_code == 200
+    assert reviewer.get(f"/download/annotation/{some}.zip").status_code == 200
 
     owner_email = LABELLERS[0] if LABELLERS[0] in mine else LABELLERS[1]
     other_email = LABELLERS[1] if owner_email == LABELLERS[0] else LABELLERS[0]

@@ -3,6 +3,10 @@
 An admin adds a user and hands them a link; following it lets them choose a password, after
 which the link is spent. Only the token's hash is stored; issuing a new invite spends the
 user's older, unused ones, so only the newest link an admin handed out works.
+
+Spending a link is one conditional update (``… WHERE used_at IS NULL``), so of several
+requests racing with the same link exactly one sets the password; setting it ends every
+session the user had (whoever held an old cookie is logged out).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from cryocurate.accounts.crypto import aware, new_token, token_hash, utcnow
 from cryocurate.accounts.passwords import hash_password
+from cryocurate.accounts.users import end_sessions
 from cryocurate.catalog.models import Invite, User
 from cryocurate.errors import InputError
 
@@ -56,9 +61,24 @@ def peek_invite(session: Session, token: str) -> User:
 
 
 def accept_invite(session: Session, token: str, password: str) -> User:
-    """Set the invited user's password and spend the invite."""
+    """Set the invited user's password, spend the invite and end the user's sessions.
+
+    The password is checked and hashed first (slow, and nothing is spent if it is refused);
+    then the invite is spent with ``UPDATE … WHERE used_at IS NULL``: a parallel request that
+    spent it first leaves this one 0 rows, and an InputError."""
     invite = _valid_invite(session, token)
-    invite.user.password_hash = hash_password(password)
-    invite.used_at = utcnow()
+    user = invite.user
+    password_hash = hash_password(password, email=user.email)
+    now = utcnow()
+    spent = session.execute(
+        sa.update(Invite)
+        .where(Invite.id == invite.id, Invite.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if spent != 1:
+        raise InputError("this invite link is not valid (used or replaced)", hint="ask an admin")
+    user.password_hash = password_hash
+    end_sessions(session, user)
     session.flush()
-    return invite.user
+    return user

@@ -13,18 +13,15 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from cryocurate.accounts.passwords import HASHER, verify_password
+from cryocurate.accounts.crypto import token_hash
+from cryocurate.accounts.passwords import HASHER, hash_password, verify_password
 from cryocurate.catalog.models import Role, User, UserSession
-from cryocurate.errors import ConflictError, InputError, NotFoundError
+from cryocurate.errors import AuthenticationError, ConflictError, InputError, NotFoundError
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # A hash to verify against when the email is unknown, so a login's timing does not reveal
 # which emails have accounts.
 _DUMMY_HASH = HASHER.hash("not a real password, only for equal timing")
-
-
-class AuthenticationError(InputError):
-    """Wrong email or password, or a disabled account (deliberately not saying which)."""
 
 
 def normalize_email(email: str) -> str:
@@ -86,14 +83,35 @@ def disable_user(session: Session, email: str) -> User:
     """Disable a user and end their sessions (their API tokens stop working too)."""
     user = get_user(session, email)
     user.disabled = True
-    session.execute(sa.delete(UserSession).where(UserSession.user_id == user.id))
-    session.flush()
+    end_sessions(session, user)
     return user
 
 
+def end_sessions(session: Session, user: User, *, keep: str | None = None) -> int:
+    """End every browser session of ``user`` (but the one whose cookie token is ``keep``):
+    how many ended. Their API tokens are not touched (revoke those by name)."""
+    query = sa.delete(UserSession).where(UserSession.user_id == user.id)
+    if keep is not None:
+        query = query.where(UserSession.token_hash != token_hash(keep))
+    ended = session.execute(query).rowcount
+    session.flush()
+    return int(ended or 0)
+
+
+def set_password(session: Session, user: User, password: str) -> int:
+    """Give ``user`` a new password (checked against the rules) and end all their sessions:
+    whoever was logged in with the old one is logged out. How many sessions ended."""
+    if user.disabled:
+        raise InputError(f"{user.email} is disabled", hint="a password would not let them in")
+    user.password_hash = hash_password(password, email=user.email)
+    return end_sessions(session, user)
+
+
 def authenticate(session: Session, email: str, password: str) -> User:
-    """The user whose email and password these are; AuthenticationError otherwise. Re-hashes
-    a password stored with older Argon2 parameters."""
+    """The user whose email and password these are; AuthenticationError otherwise (wrong
+    email or password, or a disabled account: deliberately not saying which). Re-hashes a
+    password stored with older Argon2 parameters. Not throttled: the login page goes through
+    :func:`cryocurate.accounts.throttle.log_in`."""
     try:
         address = normalize_email(email)
     except InputError:

@@ -333,8 +333,18 @@ def _escape_like(text: str) -> str:
 # Compiling a spec.
 
 
-def where(ent: Entity, spec: Any, path: str = "") -> ColumnElement[bool]:
-    """The SQL condition for ``spec`` on ``ent`` (``path`` names the nesting, for errors)."""
+Guards = Mapping[str, ColumnElement[bool]]
+"""Per entity (by plural), a condition every row of it must meet for the asking user (who may
+see which grade annotations: :func:`cryocurate.grading.access.annotation_guards`). Applied to
+the searched entity, to every relationship a filter goes through and to every include, so no
+path reaches a row the guard hides."""
+
+
+def where(
+    ent: Entity, spec: Any, path: str = "", guards: Guards | None = None
+) -> ColumnElement[bool]:
+    """The SQL condition for ``spec`` on ``ent`` (``path`` names the nesting, for errors;
+    ``guards`` restrict the related rows a relationship filter may match)."""
     if spec is None:
         return true()
     if not isinstance(spec, Mapping):
@@ -346,13 +356,13 @@ def where(ent: Entity, spec: Any, path: str = "") -> ColumnElement[bool]:
         if key in ("_and", "_or"):
             if not isinstance(value, list):
                 raise InputError(f"{path}{key}: expected a list of filter objects")
-            parts = [where(ent, part, path) for part in value]
+            parts = [where(ent, part, path, guards) for part in value]
             if key == "_and":
                 clauses.append(and_(true(), *parts))
             else:
                 clauses.append(or_(false(), *parts))
         elif key == "_not":
-            clauses.append(not_(where(ent, value, path)))
+            clauses.append(not_(where(ent, value, path, guards)))
         elif key in ent.links:
             link = ent.links[key]
             if not isinstance(value, Mapping) or any(op in OPERATORS for op in value):
@@ -361,8 +371,9 @@ def where(ent: Entity, spec: Any, path: str = "") -> ColumnElement[bool]:
                     f"{path + key!r} is a relationship, not a field: filter on its fields "
                     f"({', '.join(target.fields)}), e.g. {{{key!r}: {{'id': {{'_eq': 1}}}}}}"
                 )
-            inner = where(ENTITIES[link.target], value, f"{path}{key}.")
-            clauses.append(_related(link, inner))
+            inner = where(ENTITIES[link.target], value, f"{path}{key}.", guards)
+            guard = (guards or {}).get(link.target)
+            clauses.append(_related(link, inner if guard is None else and_(inner, guard)))
         elif key.startswith("_"):
             raise InputError(
                 f"{path or ent.plural}: {key!r} is not a logical operator "
@@ -561,10 +572,15 @@ class Search:
         order_by: Iterable[Any] | str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        guards: Guards | None = None,
     ) -> Search:
         if (limit is not None and limit < 0) or offset < 0:
             raise InputError("limit and offset must not be negative")
-        return cls(ent, where(ent, where_spec), order_clauses(ent, order_by), limit, offset)
+        condition = where(ent, where_spec, guards=guards)
+        guard = (guards or {}).get(ent.plural)
+        if guard is not None:
+            condition = and_(condition, guard)
+        return cls(ent, condition, order_clauses(ent, order_by), limit, offset)
 
     def statement(self) -> Select[Any]:
         stmt = select(*self.entity.columns()).where(self.condition).order_by(*self.order)
@@ -604,23 +620,27 @@ def parse_includes(ent: Entity, terms: Iterable[str]) -> list[tuple[Link, bool]]
 
 
 def attach_related(
-    session: Session, rows: list[dict[str, Any]], includes: Sequence[tuple[Link, bool]]
+    session: Session,
+    rows: list[dict[str, Any]],
+    includes: Sequence[tuple[Link, bool]],
+    guards: Guards | None = None,
 ) -> None:
     """Add each included relationship to ``rows`` (rows, or primary keys with ids only): one
-    query per relationship for the whole page, never one per row."""
+    query per relationship for the whole page, never one per row; ``guards`` hide rows."""
     for link, ids_only in includes:
         target = ENTITIES[link.target]
+        guard = (guards or {}).get(link.target, true())
         keys = {row[link.local] for row in rows if row[link.local] is not None}
         remote: Any = target.fields[link.remote].attribute
         pk: Any = target.fields[target.primary_key].attribute
         groups: dict[Any, list[Any]] = {}
         if keys:
             if ids_only:
-                stmt = select(remote, pk).where(remote.in_(keys)).order_by(pk)
+                stmt = select(remote, pk).where(remote.in_(keys), guard).order_by(pk)
                 for key, ident in session.execute(stmt):
                     groups.setdefault(key, []).append(ident)
             else:
-                stmt = select(*target.columns()).where(remote.in_(keys)).order_by(pk)
+                stmt = select(*target.columns()).where(remote.in_(keys), guard).order_by(pk)
                 for r in session.execute(stmt):
                     groups.setdefault(r._mapping[link.remote], []).append(
                         target.to_dict(r._mapping)

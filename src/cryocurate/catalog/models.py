@@ -721,6 +721,20 @@ class ApiToken(Base):
     user: Mapped[User] = relationship(back_populates="api_tokens")
 
 
+class LoginThrottle(Base):
+    """Login attempts counted per key (an account at an address, or an address), shared by
+    every server process (:mod:`cryocurate.accounts.throttle`). ``key`` is a SHA-256 of what
+    it counts, so the table holds no emails or addresses; times are Unix seconds, compared
+    as numbers in the conditional updates that make counting atomic."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[float] = mapped_column(Float)  # no attempt is considered before this
+    last_at: Mapped[float] = mapped_column(Float, index=True)  # the latest attempt
+
+
 # ----------------------------------------------------------------------------------------------
 # Grading (see cryocurate.grading): campaigns of labellers grading items on a scale. A campaign
 # does not own the data it grades: its items point at class averages or tilt series, and its

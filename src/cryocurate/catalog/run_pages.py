@@ -411,6 +411,7 @@ def run_overview(
     session: Session,
     run_id: int,
     grade_links: Mapping[int, dict[str, Any]] | None = None,
+    hidden: Collection[int] = (),
     *,
     grade_detail: bool = False,
 ) -> dict[str, Any] | None:
@@ -418,9 +419,10 @@ def run_overview(
 
     ``grade_links`` (annotation id → campaign, labeller, count: what
     :func:`cryocurate.grading.annotations.grade_annotations_of_run` answers) marks the
-    annotations that hold grades; the caller passes it, as grading is a layer above this, and
-    only those annotations' grades reach the gallery. ``grade_detail``: add each grade's
-    spread and flag (see :func:`class_grades`)."""
+    annotations that hold grades; ``hidden`` are annotations the visitor may not see
+    (:func:`cryocurate.grading.access.visible_grade_links`). The caller passes both, as
+    grading is a layer above this, and only the shown annotations' grades reach the gallery.
+    ``grade_detail``: add each grade's spread and flag (see :func:`class_grades`)."""
     run = _load_run(session, run_id)
     if run is None:
         return None
@@ -432,7 +434,9 @@ def run_overview(
     ts = run.tiltseries[0] if run.tiltseries else None
     tomograms = sorted(run.tomograms, key=lambda t: (t.voxel_spacing, t.id))
     grade_links = grade_links or {}
-    annotations = [_annotation_row(a, grade_links.get(a.id)) for a in run.annotations]
+    annotations = [
+        _annotation_row(a, grade_links.get(a.id)) for a in run.annotations if a.id not in hidden
+    ]
     return {
         "run": {
             "id": run.id,

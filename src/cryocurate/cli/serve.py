@@ -24,7 +24,7 @@ def run_server(root: Path, host: str, port: int, workers: int = 1) -> None:
     from cryocurate.errors import CryocurateError
 
     with Portal.open(root) as portal:  # fail here, in one line, if the root is unusable
-        resolved = portal.root
+        resolved, proxies = portal.root, portal.settings.trusted_proxies
     os.environ[ROOT_ENV] = str(resolved)
     sock = listening_socket(host, port)
     config = uvicorn.Config(
@@ -34,6 +34,11 @@ def run_server(root: Path, host: str, port: int, workers: int = 1) -> None:
         port=port,
         workers=workers,
         log_level="warning",
+        # The client's address (login throttling counts per address) is the TCP peer, unless
+        # the request came through a proxy listed in [web] trusted_proxies: only then is its
+        # X-Forwarded-For believed (uvicorn's own default would trust 127.0.0.1 always).
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=",".join(proxies) if proxies else None,
     )
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host

@@ -1,4 +1,5 @@
-"""``cryocurate users add|list|invite|disable|token``: managing who may use a portal.
+"""``cryocurate users add|list|invite|password|disable|end-sessions|token``: who may use a
+portal.
 
 Why a CLI as well as the admin page: the first admin has to come from somewhere, and a
 server with no browser at hand still needs its users managed. Secrets (invite links, API
@@ -8,6 +9,7 @@ tokens) are printed once, on stdout, and only their hashes are stored.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -106,6 +108,26 @@ def invite(root: Path = Root, email: str = Email, base_url: str = BaseUrl) -> No
 
 
 @app.command()
+def password(root: Path = Root, email: str = Email) -> None:
+    """Set a user's password (asked twice, not echoed; or one line on standard input) and
+    end their sessions. The rules: at least 12 characters, not a common password.
+
+    Example: cryocurate users password ./portal ada@lab.org
+    """
+    if sys.stdin.isatty():
+        first = typer.prompt("New password", hide_input=True, err=True)
+        if typer.prompt("Again", hide_input=True, err=True) != first:
+            raise InputError("the two passwords differ")
+    else:  # a script: the first line of standard input
+        first = sys.stdin.readline().rstrip("\r\n")
+    accounts.check_password_rules(first, email=email)  # before opening anything
+    with Portal.open(root) as portal, portal.transaction() as session:
+        user = accounts.get_user(session, email)
+        ended, address = accounts.set_password(session, user, first), user.email
+    console.err.print(f"Set the password of {address}; ended {ended} of their sessions.")
+
+
+@app.command()
 def disable(root: Path = Root, email: str = Email) -> None:
     """Disable a user: their sessions end and their API tokens stop working.
 
@@ -115,6 +137,18 @@ def disable(root: Path = Root, email: str = Email) -> None:
         user = accounts.disable_user(session, email)
         address = user.email
     console.err.print(f"Disabled {address}.")
+
+
+@app.command("end-sessions")
+def end_sessions(root: Path = Root, email: str = Email) -> None:
+    """Log a user out of every browser (their API tokens keep working; revoke those apart).
+
+    Example: cryocurate users end-sessions ./portal ada@lab.org
+    """
+    with Portal.open(root) as portal, portal.transaction() as session:
+        user = accounts.get_user(session, email)
+        ended, address = accounts.end_sessions(session, user), user.email
+    console.err.print(f"Ended {ended} session{'' if ended == 1 else 's'} of {address}.")
 
 
 @app.command()

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from cryocurate.catalog.models import Campaign, CampaignItem, User
 from cryocurate.catalog.run_pages import KEPT_VALUES, class_grades
 from cryocurate.errors import NotFoundError
+from cryocurate.grading import access
 from cryocurate.grading.access import sees_all, visible_campaign
 from cryocurate.grading.annotations import grade_annotations_of_run
 from cryocurate.grading.campaign_agreement import OVERVIEW_RESAMPLES, campaign_agreement
@@ -39,8 +40,12 @@ def visible_grade_links(
 ) -> dict[int, dict[str, Any]]:
     """The run's grade annotations ``user`` sees (annotation id → campaign, labeller, count):
     what the run page lists and what its gallery and grading summary draw on. One place, so
-    a rule about who sees which campaign's grades applies to all three."""
-    return grade_annotations_of_run(session, run_id)
+    a rule about who sees which campaign's grades applies to all three (the rule itself is
+    :func:`cryocurate.grading.access.visible_grade_links`)."""
+    shown, _hidden = access.visible_grade_links(
+        session, grade_annotations_of_run(session, run_id), user
+    )
+    return shown
 
 
 def _links(session: Session, campaign_id: int, user: User | None) -> list[dict[str, str]]:

@@ -30,6 +30,8 @@ from pydantic import Field as PField
 from cryocurate.catalog import filters
 from cryocurate.catalog.filters import ENTITIES, Entity, Search
 from cryocurate.errors import CryocurateError, NotFoundError
+from cryocurate.grading import access
+from cryocurate.web.auth import current_user
 from cryocurate.web.deps import portal_of
 
 PREFIX = "/api/v1"
@@ -141,11 +143,12 @@ def _search(
     include: list[str],
     count: bool = True,
 ) -> JSONResponse:
-    search = Search.from_spec(ent, where, order_by, limit, offset)
+    guards = access.annotation_guards(current_user(request))
+    search = Search.from_spec(ent, where, order_by, limit, offset, guards)
     includes = filters.parse_includes(ent, include)
     with portal_of(request).transaction() as session:
         items, total = search.fetch(session, count=count)
-        filters.attach_related(session, items, includes)
+        filters.attach_related(session, items, includes, guards)
     return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
@@ -202,13 +205,15 @@ def _add_routes(ent: Entity) -> None:
         ident: int,
         include: list[str] = Query([], description="related rows (rel) or ids (rel.id)"),
     ) -> JSONResponse:
-        search = Search.from_spec(ent, {ent.primary_key: {"_eq": ident}}, limit=1)
+        guards = access.annotation_guards(current_user(request))
+        spec = {ent.primary_key: {"_eq": ident}}
+        search = Search.from_spec(ent, spec, limit=1, guards=guards)
         includes = filters.parse_includes(ent, include)
         with portal_of(request).transaction() as session:
             items, _ = search.fetch(session, count=False)
             if not items:
                 raise NotFoundError(f"no {ent.name} with {ent.primary_key} {ident}")
-            filters.attach_related(session, items, includes)
+            filters.attach_related(session, items, includes, guards)
         return JSONResponse(items[0])
 
     router.add_api_route(

@@ -21,6 +21,7 @@ from cryocurate.web.auth import install as install_auth
 from cryocurate.web.files import router as files_router
 from cryocurate.web.grade_files import router as grade_files_router
 from cryocurate.web.grading_api import router as grading_api_router
+from cryocurate.web.pages.accounts import router as accounts_router
 from cryocurate.web.pages.browse import router as browse_router
 from cryocurate.web.pages.campaign_admin import router as campaign_admin_router
 from cryocurate.web.pages.campaign_agreement import router as campaign_agreement_router
@@ -37,9 +38,10 @@ def create_app(root: str | os.PathLike[str]) -> FastAPI:
     portal = Portal.open(root)
     app = FastAPI(title="cryocurate portal", version=__version__)
     app.state.portal = portal
-    install_auth(app)  # sessions, API tokens, CSRF, private mode; /login, /admin/users
+    install_auth(app)  # sessions, API tokens, CSRF, private mode
     app.add_middleware(ServerTiming)
 
+    app.include_router(accounts_router)  # /login, /logout, /me, /invite/…, /admin/users
     app.include_router(api_router)
     app.include_router(grade_files_router)  # before files_router: its own suffix
     app.include_router(files_router)

@@ -1,5 +1,5 @@
-"""Who is asking: sessions, API tokens, CSRF and roles for the web app, plus the login,
-logout, invite and user-admin pages.
+"""Who is asking: sessions, API tokens, CSRF and roles for the web app (the login, logout,
+invite and user-admin pages are :mod:`cryocurate.web.pages.accounts`).
 
 Why a middleware *and* dependencies: the middleware runs for every request, so no route can
 forget the rules that must hold everywhere. It finds the user (a session cookie or an
@@ -27,13 +27,12 @@ cookie of its own (double submit) via :func:`require_csrf`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -41,10 +40,10 @@ from starlette.datastructures import Headers
 from cryocurate import accounts
 from cryocurate.accounts.crypto import new_token, same_secret
 from cryocurate.catalog.models import Role, User
-from cryocurate.errors import CryocurateError, InputError, NotFoundError
+from cryocurate.errors import AuthenticationError, CryocurateError, ForbiddenError
 from cryocurate.portal import Portal
 from cryocurate.web.deps import portal_of
-from cryocurate.web.pages.render import jsonable, render, wants_json
+from cryocurate.web.pages.render import render, wants_json
 
 SESSION_COOKIE = "cryocurate_session"
 PRESESSION_COOKIE = "cryocurate_csrf"  # anonymous forms (login, invite): double submit
@@ -54,6 +53,7 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Reachable by anonymous visitors of a private portal: what it takes to log in.
 OPEN_PREFIXES = ("/login", "/logout", "/invite/", "/static/")
 MAX_FORM_BYTES = 1 << 20  # the largest form body the middleware reads to find the CSRF token
+CSRF_REFUSED = "missing or wrong CSRF token (reload the page and try again)"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -72,14 +72,6 @@ class Identity:
 
 
 ANONYMOUS = Identity()
-
-
-class AuthProblem(Exception):
-    """Raised by the dependencies: 401 (log in first) or 403 (not allowed)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,7 +113,7 @@ def require_user(request: Request) -> User:
     """Dependency: the logged-in user; anonymous visitors get 401 (pages: the login page)."""
     user = current_user(request)
     if user is None:
-        raise AuthProblem(401, "log in first")
+        raise AuthenticationError("log in first")
     return user
 
 
@@ -133,7 +125,7 @@ def require_role(*roles: Role | str) -> Callable[[Request], User]:
     def dependency(request: Request) -> User:
         user = require_user(request)
         if user.role not in allowed:
-            raise AuthProblem(403, f"this needs the {names} role")
+            raise ForbiddenError(f"this needs the {names} role")
         return user
 
     return dependency
@@ -186,7 +178,7 @@ async def require_csrf(request: Request) -> None:
         sent_value = (await request.form()).get(CSRF_FIELD)
         sent = sent_value if isinstance(sent_value, str) else None
     if not csrf_ok(_expected_csrf(request), sent):
-        raise AuthProblem(403, "missing or wrong CSRF token (reload the page and try again)")
+        raise ForbiddenError(CSRF_REFUSED)
 
 
 def _is_form(headers: Headers) -> bool:
@@ -198,11 +190,11 @@ def ensure_presession(request: Request, response: Response) -> Response:
     """Set the pre-session cookie that :func:`csrf_token` used for an anonymous form."""
     pre = getattr(request.state, "presession", None)
     if pre:
-        _set_cookie(request, response, PRESESSION_COOKIE, pre, max_age=None)
+        set_cookie(request, response, PRESESSION_COOKIE, pre, max_age=None)
     return response
 
 
-def _set_cookie(
+def set_cookie(
     request: Request, response: Response, name: str, value: str, max_age: int | None
 ) -> None:
     response.set_cookie(
@@ -220,14 +212,32 @@ def _set_cookie(
 # The middleware
 
 
-def _problem_response(scope: Scope, status: int, message: str) -> Response:
-    request = Request(scope)
+def problem_response(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """How an authentication (401) or permission (403) problem is answered: a page GET that
+    needs a login is sent to the login page (and back afterwards); scripts and ``/api/`` get
+    the JSON envelope; a browser's form gets the login page with the message.
+
+    The middleware answers with it directly (it runs outside the app's exception handlers);
+    :func:`install` also registers it for :class:`AuthenticationError` and
+    :class:`ForbiddenError` raised by the dependencies, until the app-wide error boundary
+    (``web/errors.py``) answers those itself."""
     if status == 401 and request.method == "GET" and not _json_client(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     if _json_client(request):
-        return JSONResponse({"ok": False, "error": message, "status": status}, status)
-    page = render(request, "login.html", _login_context(request, error=message), status)
+        body = {"ok": False, "error": message, "status": status}
+        return JSONResponse(body, status, headers=headers)
+    user = current_user(request)
+    context = {
+        "user": {"email": user.email, "role": user.role.value} if user else None,
+        "csrf_token": csrf_token(request),
+        "next": "/",
+        "error": message,
+    }
+    page = render(request, "login.html", context, status)
+    page.headers.update(headers or {})
     return ensure_presession(request, page)
 
 
@@ -263,7 +273,7 @@ class AuthMiddleware:
             and ident.user is None
             and not scope["path"].startswith(OPEN_PREFIXES)
         ):
-            await _problem_response(scope, 401, "this portal is private: log in first")(
+            await problem_response(request, 401, "this portal is private: log in first")(
                 scope, receive, send
             )
             return
@@ -271,9 +281,7 @@ class AuthMiddleware:
             receive, sent = await _csrf_from_request(scope, receive)
             expected = accounts.csrf_token_for(ident.session_token or "")
             if not csrf_ok(expected, sent):
-                await _problem_response(
-                    scope, 403, "missing or wrong CSRF token (reload the page and try again)"
-                )(scope, receive, send)
+                await problem_response(Request(scope), 403, CSRF_REFUSED)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -314,252 +322,16 @@ async def _csrf_from_request(scope: Scope, receive: Receive) -> tuple[Receive, s
 
 
 # ----------------------------------------------------------------------------------------------
-# Pages: login, logout, invite, user admin
-
-router = APIRouter(include_in_schema=False)
-
-# Failed logins per email: (first failure time, count). In memory, per process: it slows
-# down guessing, which is all a small portal needs.
-_FAILURES: dict[str, tuple[float, int]] = {}
-MAX_FAILURES, FAILURE_WINDOW_S = 10, 15 * 60
-
-
-def _too_many_failures(email: str) -> bool:
-    first, count = _FAILURES.get(email.strip().lower(), (0.0, 0))
-    return count >= MAX_FAILURES and time.monotonic() - first < FAILURE_WINDOW_S
-
-
-def _note_failure(email: str) -> None:
-    key, now = email.strip().lower(), time.monotonic()
-    first, count = _FAILURES.get(key, (now, 0))
-    _FAILURES[key] = (first, count + 1) if now - first < FAILURE_WINDOW_S else (now, 1)
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no ``//host`` or ``https://…``): no open redirect."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return "/"
-
-
-def _user_view(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "display_name": user.display_name,
-        "role": user.role.value,
-        "lab": user.lab,
-        "created_at": user.created_at,
-        "disabled": user.disabled,
-        "has_password": user.password_hash is not None,
-    }
-
-
-def _login_context(request: Request, **extra: Any) -> dict[str, Any]:
-    user = current_user(request)
-    return {
-        "user": _user_view(user) if user else None,
-        "csrf_token": csrf_token(request),
-        "next": _safe_next(request.query_params.get("next")),
-        "error": None,
-        **extra,
-    }
-
-
-def _log_in(request: Request, response: Response, user: User) -> Response:
-    with portal_of(request).transaction() as session:
-        token = accounts.start_session(session, user)
-    max_age = int(accounts.SESSION_LIFETIME.total_seconds())
-    _set_cookie(request, response, SESSION_COOKIE, token, max_age=max_age)
-    return response
-
-
-@router.get("/login", name="login")
-def login_page(request: Request) -> Response:
-    context = _login_context(request)
-    return ensure_presession(request, render(request, "login.html", context))
-
-
-@router.post("/login", dependencies=[Depends(require_csrf)])
-def login(
-    request: Request,
-    email: str = Form(""),
-    password: str = Form(""),
-    next: str = Form("/"),
-) -> Response:
-    target = _safe_next(next)
-    if _too_many_failures(email):
-        error = "too many failed attempts; wait a quarter of an hour and try again"
-        context = _login_context(request, error=error, next=target, email=email)
-        return render(request, "login.html", context, status_code=429)
-    try:
-        with portal_of(request).transaction() as session:
-            user = accounts.authenticate(session, email, password)
-    except accounts.AuthenticationError as err:
-        _note_failure(email)
-        context = _login_context(request, error=str(err), next=target, email=email)
-        return render(request, "login.html", context, status_code=400)
-    _FAILURES.pop(email.strip().lower(), None)
-    return _log_in(request, RedirectResponse(target, status_code=303), user)
-
-
-@router.post("/logout", name="logout")
-def logout(request: Request) -> Response:
-    # A session's POST was checked for CSRF by the middleware; without a session, nothing
-    # to end.
-    ident = identity(request)
-    if ident.session_token:
-        with portal_of(request).transaction() as session:
-            accounts.end_session(session, ident.session_token)
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
-
-
-@router.get("/me")
-def me(request: Request, user: User = Depends(require_user)) -> Response:
-    """The logged-in user, and the CSRF token scripts send as ``X-CSRF-Token``."""
-    via_session = identity(request).via == "session"
-    body = {"user": _user_view(user), "csrf_token": csrf_token(request) if via_session else None}
-    return JSONResponse(jsonable(body))
-
-
-@router.get("/invite/{token}", name="invite")
-def invite_page(request: Request, token: str) -> Response:
-    try:
-        with portal_of(request).transaction() as session:
-            invited = accounts.peek_invite(session, token)
-    except InputError as err:
-        return render(request, "invite.html", _invite_context(request, None, str(err)), 400)
-    context = _invite_context(request, invited, None)
-    return ensure_presession(request, render(request, "invite.html", context))
-
-
-def _invite_context(request: Request, invited: User | None, error: str | None) -> dict[str, Any]:
-    return {
-        "invited": _user_view(invited) if invited else None,
-        "error": error,
-        "csrf_token": csrf_token(request),
-        "user": None,
-    }
-
-
-@router.post("/invite/{token}", dependencies=[Depends(require_csrf)])
-def accept_invite(
-    request: Request, token: str, password: str = Form(""), confirm: str = Form("")
-) -> Response:
-    try:
-        if password != confirm:
-            raise InputError("the two passwords differ")
-        with portal_of(request).transaction() as session:
-            user = accounts.accept_invite(session, token, password)
-    except InputError as err:
-        with portal_of(request).transaction() as session:
-            try:
-                invited: User | None = accounts.peek_invite(session, token)
-            except InputError:
-                invited = None
-        return render(request, "invite.html", _invite_context(request, invited, str(err)), 400)
-    return _log_in(request, RedirectResponse("/", status_code=303), user)
-
-
-AdminUser = Depends(require_role(Role.admin))
-
-
-def _admin_page(
-    request: Request,
-    admin: User,
-    *,
-    invite_url: str | None = None,
-    invited: str | None = None,
-    error: str | None = None,
-    status: int = 200,
-) -> Response:
-    with portal_of(request).transaction() as session:
-        users = [_user_view(u) for u in accounts.list_users(session)]
-    context = {
-        "user": _user_view(admin),
-        "users": users,
-        "roles": [r.value for r in Role],
-        "invite_url": invite_url,
-        "invited": invited,
-        "error": error,
-        "csrf_token": csrf_token(request),
-    }
-    return render(request, "admin_users.html", context, status_code=status)
-
-
-def _invite_url(request: Request, token: str) -> str:
-    return str(request.base_url).rstrip("/") + f"/invite/{token}"
-
-
-@router.get("/admin/users", name="admin_users")
-def admin_users(request: Request, admin: User = AdminUser) -> Response:
-    return _admin_page(request, admin)
-
-
-@router.post("/admin/users")
-def admin_add_user(
-    request: Request,
-    admin: User = AdminUser,
-    email: str = Form(""),
-    role: str = Form(""),
-    display_name: str = Form(""),
-    lab: str = Form(""),
-) -> Response:
-    try:
-        with portal_of(request).transaction() as session:
-            user = accounts.add_user(session, email, role, display_name=display_name, lab=lab)
-            token = accounts.create_invite(session, user)
-            address = user.email
-    except CryocurateError as err:
-        return _admin_page(request, admin, error=str(err), status=400)
-    return _admin_page(request, admin, invite_url=_invite_url(request, token), invited=address)
-
-
-def _user_by_id(session: Any, user_id: int) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFoundError(f"no user with id {user_id}")
-    return user  # type: ignore[no-any-return]
-
-
-@router.post("/admin/users/{user_id:int}/invite")
-def admin_reinvite(request: Request, user_id: int, admin: User = AdminUser) -> Response:
-    try:
-        with portal_of(request).transaction() as session:
-            user = _user_by_id(session, user_id)
-            token = accounts.create_invite(session, user)
-            address = user.email
-    except CryocurateError as err:
-        return _admin_page(request, admin, error=str(err), status=400)
-    return _admin_page(request, admin, invite_url=_invite_url(request, token), invited=address)
-
-
-@router.post("/admin/users/{user_id:int}/disable")
-def admin_disable(request: Request, user_id: int, admin: User = AdminUser) -> Response:
-    try:
-        with portal_of(request).transaction() as session:
-            user = _user_by_id(session, user_id)
-            if user.id == admin.id:
-                raise InputError("you cannot disable yourself")
-            accounts.disable_user(session, user.email)
-    except CryocurateError as err:
-        return _admin_page(request, admin, error=str(err), status=400)
-    return RedirectResponse("/admin/users", status_code=303)
-
-
-# ----------------------------------------------------------------------------------------------
 # Installing
 
 
-async def _auth_problem(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AuthProblem)
-    return _problem_response(request.scope, exc.status, exc.message)
+async def _auth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CryocurateError)
+    return problem_response(request, exc.http_status, str(exc))
 
 
 def install(app: FastAPI) -> None:
-    """Add the auth middleware, its error handler and the login/invite/admin pages."""
+    """Add the auth middleware and the answer to its dependencies' refusals."""
     app.add_middleware(AuthMiddleware)
-    app.add_exception_handler(AuthProblem, _auth_problem)
-    app.include_router(router)
+    app.add_exception_handler(AuthenticationError, _auth_error)
+    app.add_exception_handler(ForbiddenError, _auth_error)

@@ -9,7 +9,8 @@ transaction so the file is one consistent moment.
 Who may read it: the labeller whose grades they are, reviewers and admins (a labeller never
 sees another labeller's grades, so nobody anchors on a colleague); anyone else logged in
 gets 403. An anonymous script gets 401; an anonymous browser is sent to the login page.
-The campaign's consensus (no labeller) is for reviewers and admins.
+The campaign's consensus (no labeller) is for reviewers and admins while the campaign runs,
+and for everyone once it is closed (the rule is :mod:`cryocurate.grading.access`'s).
 
 A separate module rather than a route in :mod:`cryocurate.web.files`: that one serves the
 public data tree, this one answers per user.
@@ -23,7 +24,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from cryocurate.catalog.models import Role, User
+from cryocurate.grading import access
 from cryocurate.grading.annotations import grade_annotation, grades_ndjson
 from cryocurate.portal import Portal
 from cryocurate.web.auth import current_user
@@ -31,14 +32,6 @@ from cryocurate.web.auth import current_user
 router = APIRouter()
 
 LINES_PER_CHUNK = 2000
-
-
-def may_read_grades(user: User, owner_id: int | None) -> bool:
-    """Whether ``user`` may read the grades of the annotation owned by ``owner_id`` (None:
-    the consensus)."""
-    if user.role in (Role.admin, Role.reviewer):
-        return True
-    return owner_id is not None and owner_id == user.id
 
 
 def _chunks(portal: Portal, annotation_id: int) -> Iterator[bytes]:
@@ -64,8 +57,6 @@ def _anonymous(request: Request) -> Response:
 def download_grades(annotation_id: int, request: Request) -> Response:
     """The grades of one grade annotation as ndjson (one grade per line, in class order)."""
     user = current_user(request)
-    if user is None:
-        return _anonymous(request)
     portal: Portal = request.app.state.portal
     with portal.transaction() as session:
         link = grade_annotation(session, annotation_id)
@@ -73,8 +64,10 @@ def download_grades(annotation_id: int, request: Request) -> Response:
             raise HTTPException(
                 status_code=404, detail=f"annotation {annotation_id} holds no grades"
             )
-        owner_id = link.user_id
-    if not may_read_grades(user, owner_id):
+        allowed = access.sees_grade_annotation(user, link.user_id, link.campaign.closed)
+    if not allowed and user is None:
+        return _anonymous(request)
+    if not allowed:
         raise HTTPException(status_code=403, detail="these grades are their labeller's")
     headers = {
         "Content-Disposition": f'attachment; filename="grades-annotation-{annotation_id}.ndjson"',

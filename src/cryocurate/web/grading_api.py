@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from cryocurate import accounts, grading
+from cryocurate import grading
 from cryocurate.catalog.models import Campaign, User
 from cryocurate.errors import NotFoundError
 from cryocurate.grading import access
@@ -209,11 +209,8 @@ def get_grades(
     """Current grades: a labeller's own; reviewers and admins everyone's (or ``labeller``'s)."""
     with portal_of(request).transaction() as session:
         campaign = access.visible_campaign(session, campaign_id, user)
-        whose: User | None = user
-        if labeller is not None:
-            whose = accounts.get_user(session, labeller)
-            access.check_grades_of(user, whose)
-        elif access.sees_all(user):
+        whose: User | None = access.grades_owner(session, user, labeller)
+        if labeller is None and access.sees_all(user):
             whose = None
         return _ok({"grades": grading.grade_rows(session, campaign, whose)})
 
@@ -229,8 +226,7 @@ def item_history(
     """Every grade and skip one labeller gave one item (a labeller: their own)."""
     with portal_of(request).transaction() as session:
         campaign = access.visible_campaign(session, campaign_id, user)
-        whose = accounts.get_user(session, labeller) if labeller else user
-        access.check_grades_of(user, whose)
+        whose = access.grades_owner(session, user, labeller or None)
         return _ok({"history": grading.history(session, campaign, item_id, whose)})
 
 

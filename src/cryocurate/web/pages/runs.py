@@ -14,8 +14,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from cryocurate.catalog.run_pages import run_overview
-from cryocurate.grading.access import sees_all
-from cryocurate.grading.run_summary import grading_summaries, visible_grade_links
+from cryocurate.grading import access
+from cryocurate.grading.annotations import grade_annotations_of_run
+from cryocurate.grading.run_summary import grading_summaries
 from cryocurate.web.auth import current_user
 from cryocurate.web.deps import portal_of
 from cryocurate.web.pages.render import render
@@ -28,12 +29,13 @@ router = APIRouter()
 def run_page(run_id: int, request: Request) -> Response:
     """The Run Overview page of run ``run_id``."""
     user = current_user(request)
-    detail = user is not None and sees_all(user)
+    detail = user is not None and access.sees_all(user)
     with portal_of(request).transaction() as session:
-        links = visible_grade_links(session, run_id, user)
-        context = run_overview(session, run_id, links, grade_detail=detail)
+        links = grade_annotations_of_run(session, run_id)
+        shown, hidden = access.visible_grade_links(session, links, user)
+        context = run_overview(session, run_id, shown, hidden, grade_detail=detail)
         if context is not None and context["run"]["kind"] == "class2d":
-            context["grading"] = grading_summaries(session, [run_id], user, {run_id: links})[run_id]
+            context["grading"] = grading_summaries(session, [run_id], user, {run_id: shown})[run_id]
     if context is None:
         raise HTTPException(status_code=404, detail=f"no run {run_id}")
     return render(request, "run.html", context)
