@@ -61,9 +61,9 @@ def _tomogram(blobs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     vol = rng.normal(0, 0.15, SHAPE_ZYX).astype(np.float32)
     z, y, x = np.ogrid[:nz, :ny, :nx]
     for cx, cy, cz, s in blobs:
-        vol += np.exp(
-            -((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2) / (2 * s * s)
-        ).astype(np.float32)
+        vol += np.exp(-((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2) / (2 * s * s)).astype(
+            np.float32
+        )
     return vol
 
 
@@ -78,9 +78,11 @@ def _projection(
     for cx, cy, cz, s in blobs:
         px = (cx - nx / 2) * np.cos(theta) + (cz - nz / 2) * np.sin(theta) + nx / 2
         width = np.hypot(s, blur)
-        image -= fade * (s / width) ** 2 * np.exp(
-            -((x - px) ** 2 + (y - cy) ** 2) / (2 * width * width)
-        ).astype(np.float32)
+        image -= (
+            fade
+            * (s / width) ** 2
+            * np.exp(-((x - px) ** 2 + (y - cy) ** 2) / (2 * width * width)).astype(np.float32)
+        )
     image += rng.normal(0, 0.12 + 0.1 * dose, image.shape).astype(np.float32)
     return image
 
