@@ -88,15 +88,20 @@ def _projection(
 
 
 def synth_tilt_series_run(
-    out: str | os.PathLike[str], *, quality: int = 5, n_particles: int = 40, seed: int = 0
+    out: str | os.PathLike[str],
+    *,
+    quality: int = 5,
+    n_particles: int = 40,
+    seed: int = 0,
+    name: str | None = None,
 ) -> TomographyFiles:
     """Write ``<name>.mrc`` (tomogram), ``<name>.st`` (tilt series) and ``<name>.rawtlt``
-    into ``out`` (made if needed; ``name`` is the folder's name)."""
+    into ``out`` (made if needed; ``name`` defaults to the folder's name)."""
     if not 1 <= quality <= 5:
         raise ValueError("quality is 1–5")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    name = folder.name
+    name = name or folder.name
     rng = np.random.default_rng(seed)
     blobs = _blobs(rng, n_particles)
     angles = dose_symmetric()
