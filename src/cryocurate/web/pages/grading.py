@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 
 from cryocurate.catalog.models import User
-from cryocurate.errors import NotFoundError
+from cryocurate.errors import ForbiddenError, NotFoundError
 from cryocurate.grading import dashboard, is_labeller
 from cryocurate.grading.access import visible_campaign
 from cryocurate.portal import Portal
@@ -68,6 +68,12 @@ def _screen_context(
             raise HTTPException(status_code=404, detail=str(err)) from err
         labeller = is_labeller(session, campaign, user)
         name, closed, kind = campaign.name, campaign.closed, campaign.item_kind.value
+    if not labeller:
+        # A screen that could only say "you cannot grade here" is no page to offer.
+        raise ForbiddenError(
+            f"you are not a labeller of campaign {campaign_id}",
+            hint=f"its page is /campaigns/{campaign_id}; an admin adds labellers",
+        )
     config = {
         "campaign_id": campaign_id,
         "user_id": user.id,
