@@ -138,6 +138,8 @@ def pages_for(world: dict[str, Any], email: str | None) -> set[str]:
 
 
 def _slug(path: str) -> str:
+    """``/campaigns/{campaign_id:int}/review`` → ``campaigns-id-review`` (``/`` → ``front``)."""
+    path = re.sub(r"\{[^}]+\}", "id", path)
     return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "front"
 
 
