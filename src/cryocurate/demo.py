@@ -4,6 +4,8 @@ Everything lands under one folder (``cryocurate-demo/`` by default)::
 
     jobs/CS-demo/J…        a synthetic cryoSPARC project with several 2D classification jobs
     jobs/relion/Class2D/job006   a synthetic RELION Class2D job
+    jobs/tomo/TS_01, TS_02 two small tomography runs with tilt series (a clean one and a
+                           marginal one), for the tilt-series quality campaign
     portal/                the portal root they are extracted into
 
 Built once; running it again finds the jobs unchanged and rewrites nothing.
@@ -18,16 +20,19 @@ from pathlib import Path
 from sqlalchemy import select
 
 from cryocurate import accounts, grading
-from cryocurate.catalog.models import Run, RunKind
+from cryocurate.catalog.models import GradeScale, Run, RunKind
 from cryocurate.errors import NotFoundError
-from cryocurate.ingest.datasets import DatasetChoice, DatasetFields
+from cryocurate.ingest.datasets import DatasetChoice, DatasetFields, create_dataset, find_dataset
 from cryocurate.ingest.discover import find_project_jobs, pick_jobs
 from cryocurate.ingest.extract import Extraction, Outcome
+from cryocurate.ingest.tomography import Acquisition, RunFiles, ingest_run
 from cryocurate.portal import Portal
 from cryocurate.store import tree
 from cryocurate.synth import synth_cryosparc_project, synth_relion
+from cryocurate.synth.tomography import synth_tilt_series_run
 
 DEMO_CAMPAIGN = "Demo grading"
+TILT_CAMPAIGN = "Demo tilt-series quality"
 DEMO_PASSWORD = "cryocurate-demo"
 DEMO_USERS = (
     ("admin@demo.local", "admin"),
@@ -36,6 +41,9 @@ DEMO_USERS = (
 )
 CRYOSPARC_TITLE = "Synthetic complex, cryoSPARC 2D classification (demo)"
 RELION_TITLE = "Synthetic complex, RELION Class2D (demo)"
+TOMO_TITLE = "Synthetic tomograms with tilt series (demo)"
+#: The demo's tomography runs and the quality their tilt series were made with.
+TOMO_RUNS = (("TS_01", 5), ("TS_02", 2))
 
 
 def _build_once(target: Path, build: Callable[[Path], object]) -> None:
@@ -84,8 +92,46 @@ def build_demo(directory: Path, *, report: Callable[[str], object] = print) -> P
         Extraction(portal, DatasetChoice(RELION_TITLE, lab), on_outcome=show).run(
             [relion / "Class2D" / "job006"]
         )
+        tomo = directory / "jobs" / "tomo"
+        for name, quality in TOMO_RUNS:
+            _build_once(
+                tomo / name,
+                lambda p, n=name, q=quality: synth_tilt_series_run(p, quality=q, seed=q, name=n),
+            )
+        _demo_tomography(portal, tomo, lab, report)
         _demo_campaign(portal, report)
     return root
+
+
+def _demo_tomography(
+    portal: Portal, tomo: Path, lab: DatasetFields, report: Callable[[str], object]
+) -> None:
+    """The tomography runs (tomogram + tilt series), once: a rerun finds them there."""
+    with portal.transaction() as session:
+        found = find_dataset(session, DatasetChoice(TOMO_TITLE))
+        dataset_id = found.id if found is not None else None
+        existing = (
+            set(session.scalars(select(Run.name).where(Run.dataset_id == dataset_id)))
+            if dataset_id is not None
+            else set()
+        )
+    if dataset_id is None:
+        fields = DatasetFields(
+            title=TOMO_TITLE,
+            lab=lab.lab,
+            organism_name=lab.organism_name,
+            sample_type=lab.sample_type,
+            authors=lab.authors,
+        )
+        dataset_id = create_dataset(portal, fields)
+    for name, _ in TOMO_RUNS:
+        if name in existing:
+            report(f"  {'unchanged':<10} dataset {dataset_id}, {name}")
+            continue
+        folder = tomo / name
+        files = RunFiles(folder / f"{name}.mrc", folder / f"{name}.st", folder / f"{name}.rawtlt")
+        ingest_run(portal, dataset_id, files, acquisition=Acquisition(tilt_step=3.0))
+        report(f"  {'new':<10} dataset {dataset_id}, {name}")
 
 
 def _demo_campaign(portal: Portal, report: Callable[[str], object]) -> None:
@@ -105,5 +151,20 @@ def _demo_campaign(portal: Portal, report: Callable[[str], object]) -> None:
             labellers = [email for email, role in DEMO_USERS if role != "reviewer"]
             spec = grading.CampaignSpec(DEMO_CAMPAIGN, runs, labellers=labellers, seed=1)
             grading.create_campaign(session, spec)
+        if not any(c.name == TILT_CAMPAIGN for c in grading.list_campaigns(session)):
+            runs = session.scalars(select(Run.id).where(Run.kind == RunKind.tomography)).all()
+            labellers = [email for email, role in DEMO_USERS if role != "reviewer"]
+            spec = grading.CampaignSpec(
+                TILT_CAMPAIGN,
+                runs,
+                scale=GradeScale.tilt_series,
+                labellers=labellers,
+                repeat_share=0.0,
+                seed=2,
+            )
+            grading.create_campaign(session, spec)
     logins = ", ".join(email for email, _ in DEMO_USERS)
-    report(f"Demo campaign {DEMO_CAMPAIGN!r}: log in as {logins} with password {DEMO_PASSWORD!r}")
+    report(
+        f"Demo campaigns {DEMO_CAMPAIGN!r} and {TILT_CAMPAIGN!r}: log in as {logins} "
+        f"with password {DEMO_PASSWORD!r}"
+    )

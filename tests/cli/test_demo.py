@@ -25,15 +25,16 @@ def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
 def test_demo_builds_once_and_reruns_unchanged(demo_dir):
     first = _cli("demo", "--dir", str(demo_dir), "--no-serve")
     assert first.returncode == 0, first.stderr
-    assert first.stderr.count("new") == 4  # first, middle and last cryoSPARC jobs + RELION
+    # first, middle and last cryoSPARC jobs + RELION + two tomography runs with tilt series
+    assert first.stderr.count("new") == 6
     listing = json.loads(_cli("ls", str(demo_dir / "portal"), "--json").stdout)
-    assert [len(d["runs"]) for d in listing] == [3, 1]
-    assert {r["software"] for d in listing for r in d["runs"]} == {"cryosparc", "relion"}
+    assert [len(d["runs"]) for d in listing] == [3, 1, 2]
     campaigns = _cli("campaign", "list", str(demo_dir / "portal"), "--json")
     assert "Demo grading" in campaigns.stdout, campaigns.stderr
+    assert "Demo tilt-series quality" in campaigns.stdout
     assert "labeller@demo.local" in first.stderr and "cryocurate-demo" in first.stderr
     again = _cli("demo", "--dir", str(demo_dir), "--no-serve")
-    assert again.returncode == 0 and again.stderr.count("unchanged") == 4, again.stderr
+    assert again.returncode == 0 and again.stderr.count("unchanged") == 6, again.stderr
     assert again.stderr.count("Demo campaign") == 1  # reused, not made twice
 
 
@@ -53,7 +54,7 @@ def test_demo_serves_its_page(demo_dir, live_server, page, screenshot_dir):
         ],
         timeout=300,
     )
-    assert len(httpx.get(f"{url}/index.json").json()["datasets"]) == 2
+    assert len(httpx.get(f"{url}/index.json").json()["datasets"]) == 3
     page.goto(url)
     page.get_by_role("table", name="Datasets").get_by_role(
         "link", name="Synthetic complex, cryoSPARC 2D classification (demo)"

@@ -61,7 +61,7 @@ def test_admin_creates_and_edits_a_campaign_through_the_pages(built):
     page = c.get("/admin/campaigns")
     assert page.status_code == 200
     html = page.text
-    assert 'href="/admin/campaigns">Campaigns</a>' in html and 'href="/admin/users"' in html
+    assert 'href="/admin/campaigns"' in html and 'href="/admin/users"' in html
     assert f'name="run" value="{first}"' in html and f'name="run" value="{second}"' in html
     assert "Lab A" in html and "Lab B" in html
     assert f'name="labeller" value="{LABELLERS[1]}"' in html
@@ -267,14 +267,14 @@ def test_overview_per_role(built):
     assert body["per_labeller"][0]["graded"] == 3 and "repeats" in body["per_labeller"][0]
     assert 'role="progressbar"' in html and "Per lab" in html and "built-in" not in html
     assert "8 items" in html and '<td class="num">4</td>' in html
-    assert 'href="/admin/campaigns">Campaigns</a>' in html
+    assert 'href="/admin/campaigns"' in html
     assert pages[REVIEWER][0]["sees_all_labellers"] is True
     labeller_body, labeller_html = pages[LABELLERS[0]]
     assert labeller_body["sees_all_labellers"] is False
     assert [p["labeller"] for p in labeller_body["per_labeller"]] == [LABELLERS[0]]
     assert "repeats" not in labeller_body["per_labeller"][0]
     assert labeller_body["per_lab"] == body["per_lab"]
-    assert 'href="/campaigns">Grading</a>' in labeller_html
+    assert 'href="/campaigns"' in labeller_html
     assert 'href="/admin/campaigns"' not in labeller_html
 
     # a labeller of no campaign, or of another one, sees nothing; a visitor is asked to log in

@@ -256,3 +256,33 @@ def write_stack(
         mrc.update_header_stats()
         mrc.header.label[0] = label[:80].ljust(80) if label else b""
         mrc.header.nlabl = 1 if label else 0
+
+
+def read_section(
+    path: str | os.PathLike[str], index: int, *, row_step: int = 1, col_step: int = 1
+) -> np.ndarray:
+    """One image (z section) of a stack as float32 ``(ny, nx)``, read through a memory map so
+    only that image's pages are touched: a 4 GB tilt series costs the memory of one tilt.
+
+    ``row_step``/``col_step`` > 1 read every n-th row/column only (a preview of a large
+    image reads a fraction of its pages). The header is checked first, as in
+    :func:`read_header`.
+
+    Raises:
+        MissingFileError, FormatError: as :func:`read_header`.
+        IndexError: ``index`` is not a section of the file.
+    """
+    header = read_header(path)
+    if not 0 <= index < header.nz:
+        raise IndexError(f"section {index} of {header.nz}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
+                data = mrc.data
+                if data is None:
+                    raise FormatError("not a readable MRC file: no data block", where=Path(path))
+                plane = data[index] if data.ndim == 3 else data
+                return np.array(plane[::row_step, ::col_step], dtype=np.float32)
+        except (ValueError, OSError, EOFError) as err:
+            raise FormatError(f"not a readable MRC file: {err}", where=Path(path)) from err

@@ -8,6 +8,7 @@ lossless PNG. Row 0 of the array is the top row of the picture, as in the MRC fi
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
@@ -46,3 +47,13 @@ def write_png(path: str | os.PathLike[str], pixels: np.ndarray, *, durable: bool
         raise ValueError("write_png expects a 2D uint8 array")
     with atomic_path(path, durable=durable) as tmp:
         Image.fromarray(pixels, mode="L").save(tmp, format="PNG", compress_level=1)
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """A 2D uint8 array as greyscale PNG bytes (level 1, as :func:`write_png`), for images
+    answered over HTTP rather than stored."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 2:
+        raise ValueError("png_bytes expects a 2D uint8 array")
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()

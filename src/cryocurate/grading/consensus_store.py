@@ -283,7 +283,7 @@ def consensus_items(
             "item_id": cg.item_id,
             "run_id": item.run_id,
             "run_name": run_name,
-            "image_url": item_image_url(dataset_id, run_name, ca, photo_url),
+            "image_url": item_image_url(dataset_id, run_name, ca, photo_url, ts_id),
         }
         if ca is not None:
             row["class_index"] = ca.class_index

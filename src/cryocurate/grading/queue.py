@@ -28,7 +28,7 @@ from cryocurate.catalog.models import (
     TiltSeries,
     User,
 )
-from cryocurate.grading.items import item_image_url, key_photo
+from cryocurate.grading.items import item_image_url, key_photo, tilt_series_view
 from cryocurate.grading.scales import key_of
 
 MAX_WINDOW = 200
@@ -193,7 +193,11 @@ def _rows(session: Session, campaign: Campaign, query: Any) -> list[dict[str, An
                 "pixel_size_a": ca.pixel_size_a,
             }
         elif ts is not None:
-            row["image_url"] = item_image_url(dataset_id, run_name, None, photo)
+            has_file = bool(ts.mrc_file)
+            row["image_url"] = item_image_url(
+                dataset_id, run_name, None, photo, ts.id if has_file else None
+            )
+            row["tilts"] = tilt_series_view(ts.id, ts.size_z) if has_file else None
             row["label"] = f"{run_name} · tilt series {ts.id}"
             row["metadata"] = {
                 "tilt_min": ts.tilt_min,

@@ -49,8 +49,24 @@ LETTER_LEVELS: tuple[dict[str, Any], ...] = (
     },
 )
 
+#: The seed's own rubric for tilt-series quality (the CryoET Data Portal's table, verbatim):
+#: graders read the descriptions a dataset's authors were given. Names match
+#: ``TILT_SERIES_QUALITY``, the catalog's short form of the same scale.
+TILT_SERIES_RUBRIC = {
+    5: "Full Tilt Series/Reconstructions could be used in publication ready figures.",
+    4: "Full Tilt Series/Reconstructions are useful for analysis (subtomogram averaging, "
+    "segmentation).",
+    3: "Minor parts of the tilt series (projection images) need to be or have been discarded "
+    "prior to reconstruction and analysis.",
+    2: "Major parts of the tilt series (projection images) need to be or have been discarded "
+    "prior to reconstruction and analysis. Useful for analysis only after heavy manual "
+    "intervention.",
+    1: "Not useful for analysis with current tools (not alignable), useful as a test case for "
+    "problematic data only.",
+}
+
 TILT_SERIES_LEVELS: tuple[dict[str, Any], ...] = tuple(
-    {"value": v, "key": str(v), "name": text.split(":")[0], "description": text.split(": ", 1)[1]}
+    {"value": v, "key": str(v), "name": text.split(":")[0], "description": TILT_SERIES_RUBRIC[v]}
     for v, text in sorted(TILT_SERIES_QUALITY.items(), reverse=True)
 )
 

@@ -28,8 +28,10 @@ from cryocurate.web.pages.campaign_agreement import router as campaign_agreement
 from cryocurate.web.pages.datasets import router as datasets_router
 from cryocurate.web.pages.depositions import router as depositions_router
 from cryocurate.web.pages.grading import router as grading_pages_router
+from cryocurate.web.pages.home import router as home_router
 from cryocurate.web.pages.runs import router as runs_router
 from cryocurate.web.pages.viewer import router as viewer_router
+from cryocurate.web.tilt_images import router as tilt_images_router
 from cryocurate.web.timing import ServerTiming
 
 
@@ -52,6 +54,8 @@ def create_app(root: str | os.PathLike[str]) -> FastAPI:
     app.include_router(depositions_router)
     app.include_router(runs_router)
     app.include_router(viewer_router)
+    app.include_router(home_router)
+    app.include_router(tilt_images_router)
     app.include_router(grading_pages_router)
     app.include_router(campaign_agreement_router)
     portal.data_dir.mkdir(exist_ok=True)

@@ -1,4 +1,4 @@
-"""The labeller's pages: ``GET /campaigns`` (the campaigns I grade in), the grading screen
+"""The grading pages: ``GET /campaigns`` (the campaigns I may open), the grading screen
 ``GET /campaigns/{id}/grade`` and its grid mode ``GET /campaigns/{id}/grid?run=RUN_ID``.
 
 Why the views are this thin: the grading screen must never wait for the server between a
@@ -20,8 +20,8 @@ from fastapi.responses import Response
 from markupsafe import Markup
 
 from cryocurate.catalog.models import User
-from cryocurate.errors import NotFoundError
-from cryocurate.grading import is_labeller, list_campaigns, my_progress
+from cryocurate.errors import ForbiddenError, NotFoundError
+from cryocurate.grading import dashboard, is_labeller
 from cryocurate.grading.access import visible_campaign
 from cryocurate.portal import Portal
 from cryocurate.web.auth import csrf_token, require_user
@@ -39,29 +39,22 @@ def _script_json(data: dict[str, Any]) -> Markup:
 
 
 def campaigns_context(portal: Portal, user: User) -> dict[str, Any]:
-    """The campaigns ``user`` grades in, each with their own progress (first looks)."""
-    rows = []
+    """The campaigns ``user`` sees (a labeller: those they grade in; reviewers and admins:
+    all), each with their own progress if they grade in it and the pages they may open."""
     with portal.transaction() as session:
-        for campaign in list_campaigns(session, user):
-            progress = my_progress(session, campaign, user)
-            rows.append(
-                {
-                    "id": campaign.id,
-                    "name": campaign.name,
-                    "description": campaign.description,
-                    "scale": campaign.scale.value,
-                    "closed": campaign.closed,
-                    "done": progress["done"],
-                    "total": progress["total"],
-                    "per_run": progress["per_run"],
-                }
-            )
-    return {"campaigns": rows, "user": {"id": user.id, "email": user.email}}
+        cards = [
+            dashboard.campaign_card(session, c, user)
+            for c in dashboard.visible_campaigns(session, user)
+        ]
+    return {
+        "campaigns": cards,
+        "user": {"id": user.id, "email": user.email, "role": user.role.value},
+    }
 
 
 @router.get("/campaigns", name="my_campaigns")
 def campaigns_page(request: Request, user: User = Depends(require_user)) -> Response:
-    """The labeller's home page: where to grade next and how far they are."""
+    """Every campaign this user may open, with where to grade next and how far they are."""
     return render(request, "campaigns.html", campaigns_context(portal_of(request), user))
 
 
@@ -74,17 +67,24 @@ def _screen_context(
         except NotFoundError as err:
             raise HTTPException(status_code=404, detail=str(err)) from err
         labeller = is_labeller(session, campaign, user)
-        name, closed = campaign.name, campaign.closed
+        name, closed, kind = campaign.name, campaign.closed, campaign.item_kind.value
+    if not labeller:
+        # A screen that could only say "you cannot grade here" is no page to offer.
+        raise ForbiddenError(
+            f"you are not a labeller of campaign {campaign_id}",
+            hint=f"its page is /campaigns/{campaign_id}; an admin adds labellers",
+        )
     config = {
         "campaign_id": campaign_id,
         "user_id": user.id,
         "csrf_token": csrf_token(request),
         "mode": mode,
         "run_id": run_id,
+        "item_kind": kind,
         "api": "/api/v1",
     }
     return {
-        "campaign": {"id": campaign_id, "name": name, "closed": closed},
+        "campaign": {"id": campaign_id, "name": name, "closed": closed, "item_kind": kind},
         "is_labeller": labeller,
         "mode": mode,
         "config": config,

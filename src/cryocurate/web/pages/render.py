@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from cryocurate import __version__
+from cryocurate import __version__, accounts
 
 
 def _nav_user(request: Request) -> dict[str, Any]:
@@ -23,9 +23,23 @@ def _nav_user(request: Request) -> dict[str, Any]:
     (which imports this one)."""
     identity = getattr(request.state, "identity", None)
     user = getattr(identity, "user", None)
+    path = request.url.path
+    # Logging in from a page comes back to it; from the front page (or the login page
+    # itself), to the user's home.
+    back = "/home" if path in ("/", "/login") or path.startswith("/invite/") else path
     if user is None:
-        return {"nav_user": None}
-    return {"nav_user": {"email": user.email, "role": str(user.role.value)}}
+        return {"nav_user": None, "nav_path": path, "nav_login_next": back}
+    token = getattr(identity, "session_token", None)
+    return {
+        "nav_user": {
+            "email": user.email,
+            "role": str(user.role.value),
+            # The header's Log out button is a form: it needs the session's CSRF token.
+            "csrf_token": accounts.csrf_token_for(token) if token else None,
+        },
+        "nav_path": path,
+        "nav_login_next": back,
+    }
 
 
 TEMPLATES = Jinja2Templates(

@@ -507,7 +507,7 @@ function show() {
   doneShown = false;
   done.hidden = true;
   $("#grader").hidden = false;
-  const entry = image(row.image_url);
+  const entry = row.tilts ? showTilt(row) : image(row.image_url);
   const img = entry.img;
   const place = () => {
     const natural = img.naturalWidth || 128;
@@ -518,9 +518,11 @@ function show() {
     img.style.width = `${natural * zoom}px`;
     $("#zoom-value").textContent = `${zoom}×`;
   };
-  if (img.complete && img.naturalWidth) place();
-  else entry.ready.then(() => { if (current() === row) place(); });
-  stage.replaceChildren(img);
+  if (!row.tilts) {
+    if (img.complete && img.naturalWidth) place();
+    else entry.ready.then(() => { if (current() === row) place(); });
+    stage.replaceChildren(img);
+  }
   stage.dataset.itemId = String(row.item_id);
   stage.dataset.position = String(row.position);
   stage.dataset.grade = row.grade ?? "";
@@ -536,7 +538,9 @@ function show() {
   else entry.ready.then(() => { if (current() === row) markVisible(); });
   // Keep the next images decoded, and the next queue window on its way.
   const urls = [];
-  for (let i = Math.max(0, cur - 2); i < Math.min(seq.length, cur + AHEAD + 1); i++) urls.push(seq[i].image_url);
+  for (let i = Math.max(0, cur - 2); i < Math.min(seq.length, cur + AHEAD + 1); i++) {
+    urls.push(...(seq[i].tilts ? tiltPrefetch(seq[i], i === cur) : [seq[i].image_url]));
+  }
   keepImages(urls);
   if (!queueEnd && queueCount - cur < REFILL_AT) refill();
   setStatus(lap ? "Skipped items come back now." : "");
@@ -660,8 +664,8 @@ function onScreenKey(e) {
     case "[": setContrast(prefs.contrast - 15); return;
     case "0": if (!levelFor("0")) setContrast(100); return;
     case "m": case "M": toggleMeta(); return;
-    case "g": case "G": location.href = gridUrl(current()?.run_id); return;
-    default:
+    case "g": case "G": if (cfg.item_kind !== "tiltseries") location.href = gridUrl(current()?.run_id); return;
+    default: onTiltKey(e);
   }
 }
 
@@ -669,11 +673,164 @@ async function mainScreen() {
   await loadCampaign();
   if (!campaign.is_labeller) { setStatus("You are not a labeller of this campaign."); return; }
   levelButtons($("#levels"), (l) => onGradeKey(l));
+  if (cfg.item_kind === "tiltseries") setUpTilts();
   $("#done .done-again")?.addEventListener("click", gradeAgain);
   document.addEventListener("keydown", onScreenKey);
   sendLoop();
   await startGrading();
   document.body.dataset.ready = "1";
+}
+
+// ══ Tilt series: a stack to scrub, and a montage of every tilt ═════════════════════════════
+// A tilt series is judged by its tilts (blurred, dark, shifted or missing ones), so the stage
+// shows one tilt at a time in angle order (↑/↓, the slider, Home/End; PageUp/PageDown by 5)
+// or the montage of all of them (T; a click on a tile opens that tilt). The server renders
+// both from the MRC (/tiltseries/ID/...); the current item's tilts are all fetched and
+// decoded ahead, so scrubbing never waits, and the next items' 0° tilts are ready too.
+const tiltInfo = new Map(); // tiltseries_id → info (tilts.json), once fetched
+const tiltLoading = new Map(); // tiltseries_id → Promise
+if (!prefs.tiltView) prefs.tiltView = "stack";
+
+function loadTilts(row) {
+  const t = row.tilts;
+  if (tiltInfo.has(t.tiltseries_id)) return Promise.resolve(tiltInfo.get(t.tiltseries_id));
+  if (!tiltLoading.has(t.tiltseries_id)) {
+    tiltLoading.set(t.tiltseries_id, getJSON(t.info_url).then((info) => {
+      tiltInfo.set(t.tiltseries_id, info);
+      return info;
+    }).catch(() => { tiltLoading.delete(t.tiltseries_id); return null; }));
+  }
+  return tiltLoading.get(t.tiltseries_id);
+}
+
+// Where the row is in its stack: a slot in angle order (0 = the most negative angle).
+function tiltSlot(row, info) {
+  if (row.tiltSlot === undefined) row.tiltSlot = Math.max(0, info.order.indexOf(info.zero));
+  return row.tiltSlot;
+}
+function tiltUrl(info, slot) { return `${info.tilt_url}${info.order[slot]}.png`; }
+
+function tiltPrefetch(row, isCurrent) {
+  const info = tiltInfo.get(row.tilts.tiltseries_id);
+  if (!info) { loadTilts(row); return [row.image_url]; }
+  if (!isCurrent) return prefs.tiltView === "montage" ? [info.montage_url] : [tiltUrl(info, tiltSlot(row, info))];
+  // The current item: the tilt on screen first, then outwards, so scrubbing finds them ready.
+  const at = tiltSlot(row, info);
+  const urls = [info.montage_url, tiltUrl(info, at)];
+  for (let d = 1; d < info.count; d++) {
+    if (at + d < info.count) urls.push(tiltUrl(info, at + d));
+    if (at - d >= 0) urls.push(tiltUrl(info, at - d));
+  }
+  return urls;
+}
+
+// Put the row's tilt (or its montage) on the stage; returns the image entry shown.
+function showTilt(row) {
+  const stage = $("#stage");
+  const info = tiltInfo.get(row.tilts.tiltseries_id);
+  if (!info) {
+    // Not known yet (the first item): the montage, then the stack once the angles are in.
+    loadTilts(row).then((loaded) => {
+      if (!loaded || current() !== row) return;
+      showTilt(row);
+      keepImages([...images.keys(), ...tiltPrefetch(row, true)]);
+    });
+  }
+  const montage = !info || prefs.tiltView === "montage";
+  const url = montage ? (info?.montage_url || row.image_url) : tiltUrl(info, tiltSlot(row, info));
+  const entry = image(url);
+  const img = entry.img;
+  img.classList.add("tilt");
+  const place = () => {
+    if (!stageSize) stageSize = Math.min(stage.clientWidth || 520, stage.clientHeight || 520);
+    const w = img.naturalWidth || 512;
+    const h = img.naturalHeight || w;
+    // Fit the stage (a tilt may be larger than it); + and − zoom in whole steps from there.
+    const fit = Math.min(stage.clientWidth || stageSize, stage.clientHeight || stageSize) / Math.max(w, h);
+    const zoom = prefs.zoom > 0 ? prefs.zoom : fit;
+    img.style.width = `${Math.round(w * zoom)}px`;
+    $("#zoom-value").textContent = prefs.zoom > 0 ? `${zoom}×` : "fit";
+  };
+  if (img.complete && img.naturalWidth) place();
+  else entry.ready.then(() => { if (current() === row) place(); });
+  stage.replaceChildren(img);
+  stage.dataset.view = montage ? "montage" : "stack";
+  renderTiltBar(row, info, montage);
+  return entry;
+}
+
+function renderTiltBar(row, info, montage) {
+  const bar = $("#tilt-bar");
+  if (!bar) return;
+  bar.hidden = false;
+  const slider = $("#tilt-slider");
+  const out = $("#tilt-angle");
+  const stage = $("#stage");
+  $("#tilt-view").textContent = montage ? "Stack (T)" : "Montage (T)";
+  $("#tilt-view").setAttribute("aria-pressed", String(montage));
+  if (!info) { out.textContent = "Loading the tilts…"; slider.disabled = true; return; }
+  const slot = tiltSlot(row, info);
+  const index = info.order[slot];
+  slider.disabled = false;
+  slider.max = String(info.count - 1);
+  slider.value = String(slot);
+  const angle = info.angles ? `${info.angles[index] >= 0 ? "+" : ""}${info.angles[index].toFixed(1)}°` : `section ${index}`;
+  out.textContent = montage ? `All ${info.count} tilts` : `Tilt ${slot + 1} of ${info.count} · ${angle}`;
+  stage.dataset.tilt = String(index);
+  stage.dataset.tiltSlot = String(slot);
+}
+
+function setTiltSlot(slot, view = "stack") {
+  const row = current();
+  const info = row?.tilts ? tiltInfo.get(row.tilts.tiltseries_id) : null;
+  if (!info) return;
+  row.tiltSlot = Math.max(0, Math.min(info.count - 1, slot));
+  if (prefs.tiltView !== view) { prefs.tiltView = view; savePrefs(); }
+  showTilt(row);
+}
+
+function toggleTiltView() {
+  const row = current();
+  if (!row?.tilts) return;
+  prefs.tiltView = prefs.tiltView === "montage" ? "stack" : "montage";
+  savePrefs();
+  showTilt(row);
+}
+
+function onTiltKey(e) {
+  const row = current();
+  if (!row?.tilts) return;
+  const slot = row.tiltSlot ?? 0;
+  const info = tiltInfo.get(row.tilts.tiltseries_id);
+  const last = info ? info.count - 1 : 0;
+  const step = { ArrowUp: 1, ArrowDown: -1, ".": 1, ",": -1, PageUp: 5, PageDown: -5 }[e.key];
+  if (step !== undefined) { e.preventDefault(); setTiltSlot(slot + step); return; }
+  if (e.key === "Home") { e.preventDefault(); setTiltSlot(0); return; }
+  if (e.key === "End") { e.preventDefault(); setTiltSlot(last); return; }
+  if (e.key === "t" || e.key === "T") { e.preventDefault(); toggleTiltView(); }
+}
+
+// A click on the montage opens the tile's tilt (tiles are laid out as tilts.json says).
+function onMontageClick(e) {
+  const row = current();
+  const info = row?.tilts ? tiltInfo.get(row.tilts.tiltseries_id) : null;
+  const img = e.target;
+  if (!info || prefs.tiltView !== "montage" || !(img instanceof HTMLImageElement)) return;
+  const scale = img.naturalWidth / img.clientWidth;
+  const [tw, th] = info.montage.tile;
+  const col = Math.floor((e.offsetX * scale) / (tw + 2));
+  const line = Math.floor((e.offsetY * scale) / (th + 2));
+  const slot = line * info.montage.columns + col;
+  if (col < info.montage.columns && slot < info.count) setTiltSlot(slot, "stack");
+}
+
+function setUpTilts() {
+  const slider = $("#tilt-slider");
+  slider?.addEventListener("input", () => setTiltSlot(Number(slider.value)));
+  // The slider keeps no focus: the keys drive the screen (← → would move it, not the queue).
+  slider?.addEventListener("change", () => slider.blur());
+  $("#tilt-view")?.addEventListener("click", toggleTiltView);
+  $("#stage").addEventListener("click", onMontageClick);
 }
 
 // ══ Grid mode (cryoSPARC Select 2D style) ═══════════════════════════════════════════════════
