@@ -21,6 +21,10 @@ Fixtures (all generic; this module does not import ``cryocurate``):
     nothing from outside), and so is a Content-Security-Policy violation (a page that
     breaks under the portal's CSP: an inline script or style, a handler attribute). Either
     fails the test that was running, after it ran, naming the URL or the violation.
+    The refusal is Chromium's (``--proxy-server`` to a closed loopback port; loopback itself
+    is never proxied), the record a ``request`` listener: a Playwright ``route`` would do
+    both, but it makes every request of every test, loopback too, wait for the driver, which
+    changed the timing the viewer's latency test measures.
 ``browser_problems``
     What the guard saw during the current test (``.outside``: URLs refused, ``.csp``: CSP
     messages). A test that provokes violations on purpose (the attack tests of
@@ -77,6 +81,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-dev-shm-usage",
+    # No page may load anything from outside the portal: every request that is not to the
+    # loopback interface (which Chromium never sends through a proxy) goes to a proxy that is
+    # not there and fails at once. The browser guard below records each attempt.
+    "--proxy-server=http://127.0.0.1:9",
 ]
 VIEWPORT = {"width": 1280, "height": 900}
 
@@ -160,9 +168,7 @@ def chromium_path() -> str:
     return str(path)
 
 
-# Any URL with a scheme and a host that is not the loopback interface. A regex (not a Python
-# callable) so Playwright matches it inside the browser: loopback requests never make the
-# round trip to Python, and a test that sleeps does not stall its page's requests.
+# Any URL with a scheme and a host that is not the loopback interface.
 OUTSIDE_URL = re.compile(
     r"^(?!(?:https?|wss?)://(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?(?:[/?#]|$))"
     r"[A-Za-z][A-Za-z0-9+.-]*://"
@@ -204,18 +210,19 @@ _PROBLEMS = BrowserProblems()
 
 
 def guard_context(context: Any) -> Any:
-    """Refuse (and record) outside requests and record CSP violations in ``context``."""
+    """Record the outside requests (Chromium refuses them) and the CSP violations of
+    ``context``."""
 
-    def refuse(route: Any) -> None:
-        _PROBLEMS.outside.append(route.request.url)
-        route.abort("blockedbyclient")
+    def request(req: Any) -> None:
+        if OUTSIDE_URL.match(req.url):
+            _PROBLEMS.outside.append(req.url)
 
     def console(message: Any) -> None:
         text = message.text
         if message.type == "error" and any(m in text for m in CSP_MARKERS):
             _PROBLEMS.csp.append(text)
 
-    context.route(OUTSIDE_URL, refuse)
+    context.on("request", request)
     context.add_init_script(CSP_REPORTER)
     context.on("console", console)
     _PROBLEMS.contexts.append(context)

@@ -54,7 +54,8 @@ document.title = "pwned";
 """
 PLANTED = {
     "10000/readme.html": (
-        f"<!doctype html><title>Read me</title><h1>About this dataset</h1><script>{TAKEOVER}</script>"
+        "<!doctype html><title>Read me</title><h1>About this dataset</h1>"
+        f"<script>{TAKEOVER}</script>"
     ),
     "10000/TS_001/logo.svg": (
         '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
@@ -127,9 +128,9 @@ def open_file(page: Any, url: str) -> Any:
     from playwright.sync_api import Error as PlaywrightError
 
     try:
-        with page.expect_download(timeout=5000) as info:
-            with contextlib.suppress(PlaywrightError):  # "Download is starting"
-                page.goto(url)
+        # goto raises "Download is starting" when the browser saves the file
+        with page.expect_download(timeout=5000) as info, contextlib.suppress(PlaywrightError):
+            page.goto(url)
         return info.value
     except PlaywrightError:
         return None

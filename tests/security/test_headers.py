@@ -26,7 +26,10 @@ from typing import Any
 import pytest
 
 from tests.grading.portal import ADMIN, LABELLERS, PASSWORD
-from tests.web.test_access_matrix import _client, _fill, _routes, world  # noqa: F401
+from tests.web import test_access_matrix as matrix
+from tests.web.test_access_matrix import _client, _fill, _routes
+
+world = matrix.world  # the access matrix's portal: a campaign, one grade, every role
 
 DATA_PREFIXES = ("/files/", "/data/", "/download/")
 NOT_PAGES = re.compile(
@@ -107,7 +110,7 @@ def _data_urls(world: dict[str, Any]) -> list[str]:
 def test_every_get_route_sets_the_headers(world: dict[str, Any], who: str | None) -> None:
     c, _ = _client(world, who)
     urls = [_fill(p, world["ids"]) for m, p in _routes(world["app"]) if m == "GET"]
-    urls += _data_urls(world) + ["/static/portal.css", "/no/such/page", "/files/nope"]
+    urls += [*_data_urls(world), "/static/portal.css", "/no/such/page", "/files/nope"]
     seen_data = seen_pages = 0
     for url in urls:
         r = c.get(url, follow_redirects=False)

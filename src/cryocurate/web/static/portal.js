@@ -6,7 +6,8 @@
    <form data-no-submit>          never submits (controls driven by script)
    <input data-select-on-focus>   selects its text when focused (a link to copy)
 
-   Loaded in <head> without defer, so the error listener is in place before any image fails. */
+   Deferred (a blocking script in <head> would hold back the page's first paint): images that
+   failed before it ran are found by their state, later failures by the listener. */
 (() => {
   "use strict";
   const hide = (img) => { img.style.visibility = "hidden"; };
@@ -30,10 +31,8 @@
     const el = event.target;
     if (el instanceof HTMLInputElement && el.hasAttribute("data-select-on-focus")) el.select();
   });
-  document.addEventListener("DOMContentLoaded", () => {
-    // Images that failed before this ran (cached errors) are caught here.
-    document.querySelectorAll("img[data-hide-broken]").forEach((img) => {
-      if (img.complete && img.naturalWidth === 0) hide(img);
-    });
+  // The document is parsed when a deferred script runs: images that already failed.
+  document.querySelectorAll("img[data-hide-broken]").forEach((img) => {
+    if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) hide(img);
   });
 })();
