@@ -14,6 +14,22 @@ Fixtures (all generic; this module does not import ``cryocurate``):
     Debian's Chromium (``CRYOCURATE_TEST_CHROMIUM`` or ``chromium`` on PATH), a Playwright sync
     ``Browser`` on it (session scope), and a fresh context + page at 1280x900 for each test.
     Tests that use them should be marked ``@pytest.mark.browser``.
+
+    Every context made from ``browser`` (the ``page`` fixture's, and any a test makes with
+    ``browser.new_context()`` or ``browser.new_page()``) is guarded: a request to anything
+    but the loopback interface is refused (the portal must work with no network, and load
+    nothing from outside), and so is a Content-Security-Policy violation (a page that
+    breaks under the portal's CSP: an inline script or style, a handler attribute). Either
+    fails the test that was running, after it ran, naming the URL or the violation.
+    The refusal is Chromium's (``--proxy-server`` to a closed loopback port; loopback itself
+    is never proxied), the record a ``request`` listener: a Playwright ``route`` would do
+    both, but it makes every request of every test, loopback too, wait for the driver, which
+    changed the timing the viewer's latency test measures.
+``browser_problems``
+    What the guard saw during the current test (``.outside``: URLs refused, ``.csp``: CSP
+    messages). A test that provokes violations on purpose (the attack tests of
+    tests/security) sets ``browser_problems.expect_csp = True`` and asserts on ``.csp``
+    itself; outside requests always fail.
 ``live_server`` / ``live_server_module``
     Factories that start a server in a subprocess on a free loopback port and return its base
     URL; they stop it (SIGTERM, then SIGKILL) at the end of the test / module. Give them an
@@ -40,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -64,6 +81,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-dev-shm-usage",
+    # No page may load anything from outside the portal: every request that is not to the
+    # loopback interface (which Chromium never sends through a proxy) goes to a proxy that is
+    # not there and fails at once. The browser guard below records each attempt.
+    "--proxy-server=http://127.0.0.1:9",
 ]
 VIEWPORT = {"width": 1280, "height": 900}
 
@@ -147,9 +168,107 @@ def chromium_path() -> str:
     return str(path)
 
 
+# Any URL with a scheme and a host that is not the loopback interface.
+OUTSIDE_URL = re.compile(
+    r"^(?!(?:https?|wss?)://(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?(?:[/?#]|$))"
+    r"[A-Za-z][A-Za-z0-9+.-]*://"
+)
+# Reports every violation as a console error, also those Chromium itself does not log.
+CSP_REPORTER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error(`[csp-violation] ${e.effectiveDirective} blocked ${e.blockedURI || "inline"}`
+    + ` at ${e.sourceFile || document.location.href}:${e.lineNumber}`);
+});
+"""
+CSP_MARKERS = ("[csp-violation]", "Content Security Policy", "Content-Security-Policy", "sandboxed")
+
+
+class BrowserProblems:
+    """What the browser guard saw while one test ran."""
+
+    def __init__(self) -> None:
+        self.outside: list[str] = []
+        self.csp: list[str] = []
+        self.expect_csp = False
+        self.contexts: list[Any] = []
+
+    def settle(self) -> None:
+        """Let each open context deliver the events still on their way (the sync API hands
+        them over only during a call)."""
+        for context in self.contexts:
+            with contextlib.suppress(Exception):
+                context.cookies()
+
+    def failure(self) -> str | None:
+        lines = [f"requested from outside the loopback interface: {u}" for u in self.outside]
+        if not self.expect_csp:
+            lines += [f"Content-Security-Policy: {m}" for m in self.csp]
+        return "\n".join(lines) or None
+
+
+_PROBLEMS = BrowserProblems()
+
+
+def guard_context(context: Any) -> Any:
+    """Record the outside requests (Chromium refuses them) and the CSP violations of
+    ``context``."""
+
+    def request(req: Any) -> None:
+        if OUTSIDE_URL.match(req.url):
+            _PROBLEMS.outside.append(req.url)
+
+    def console(message: Any) -> None:
+        text = message.text
+        if message.type == "error" and any(m in text for m in CSP_MARKERS):
+            _PROBLEMS.csp.append(text)
+
+    context.on("request", request)
+    context.add_init_script(CSP_REPORTER)
+    context.on("console", console)
+    _PROBLEMS.contexts.append(context)
+    return context
+
+
+class GuardedBrowser:
+    """A Playwright ``Browser`` whose every new context is guarded (:func:`guard_context`)."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
+
+    def new_context(self, **kwargs: Any) -> Any:
+        return guard_context(self._browser.new_context(**kwargs))
+
+    def new_page(self, **kwargs: Any) -> Any:
+        page = self._browser.new_page(**kwargs)
+        guard_context(page.context)
+        return page
+
+
+@pytest.fixture(autouse=True)
+def browser_problems() -> Iterator[BrowserProblems]:
+    """A fresh record for each test (see the module docstring)."""
+    global _PROBLEMS
+    _PROBLEMS = BrowserProblems()
+    yield _PROBLEMS
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Fail a test whose browser went outside or broke the CSP, once it has run."""
+    result = yield
+    _PROBLEMS.settle()
+    problem = _PROBLEMS.failure()
+    if problem:
+        pytest.fail(f"the browser guard of tests/conftest.py refused:\n{problem}", pytrace=False)
+    return result
+
+
 @pytest.fixture(scope="session")
 def browser(chromium_path: str) -> Iterator[Any]:
-    """A headless Playwright (sync API) ``Browser`` running Debian's Chromium."""
+    """A headless Playwright (sync API) ``Browser`` running Debian's Chromium, guarded."""
     from playwright.sync_api import sync_playwright
 
     pw = sync_playwright().start()
@@ -158,7 +277,7 @@ def browser(chromium_path: str) -> Iterator[Any]:
             executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
         )
         try:
-            yield browser
+            yield GuardedBrowser(browser)
         finally:
             browser.close()
     finally:

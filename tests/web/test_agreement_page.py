@@ -159,7 +159,7 @@ def test_a_reviewer_reads_the_figures_and_settles_an_item(
     page.screenshot(path=screenshot_dir / "campaign-review.png", full_page=True)
     page.keyboard.press("c")
     page.wait_for_function(
-        f"document.querySelector('#review-count').dataset.open === '{open_before - 1}'"
+        f"() => document.querySelector('#review-count').dataset.open === '{open_before - 1}'"
     )
     page.locator("#flagged-list summary").click()
     settled = page.locator(f"#flagged tr:has(a[href='?item={first}'])")

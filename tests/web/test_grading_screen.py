@@ -86,7 +86,7 @@ class Labeller:
     def settled(self) -> str:
         """Wait until the screen shows an item or the done screen; say which."""
         self.page.wait_for_function(
-            "document.querySelector('#stage').dataset.position"
+            "() => document.querySelector('#stage').dataset.position"
             " || !document.querySelector('#done').hidden"
         )
         return "done" if self.page.is_visible("#done") else "item"

@@ -2,7 +2,9 @@
 
 Each page is built from one context (plain data from :mod:`cryocurate.catalog.queries`) that
 is either rendered with Jinja2 or returned as JSON, so the page and the API cannot drift
-apart. Files of the data tree are served as they are stored, under ``/data/``.
+apart. Files of the data tree are served as they are stored, under ``/files/`` (and
+``/data/``), by one route (:mod:`cryocurate.web.files`); what a browser may do with each
+response is set in one place (:mod:`cryocurate.web.headers`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from cryocurate import __version__
 from cryocurate.portal import Portal
 from cryocurate.web.api import router as api_router
 from cryocurate.web.auth import install as install_auth
+from cryocurate.web.docs import router as docs_router
 from cryocurate.web.files import router as files_router
 from cryocurate.web.grade_files import router as grade_files_router
 from cryocurate.web.grading_api import router as grading_api_router
+from cryocurate.web.headers import SecurityHeaders
 from cryocurate.web.pages.accounts import router as accounts_router
 from cryocurate.web.pages.browse import router as browse_router
 from cryocurate.web.pages.campaign_admin import router as campaign_admin_router
@@ -38,15 +42,18 @@ from cryocurate.web.timing import ServerTiming
 def create_app(root: str | os.PathLike[str]) -> FastAPI:
     """The app for the portal root at ``root`` (opened once; sessions per request)."""
     portal = Portal.open(root)
-    app = FastAPI(title="cryocurate portal", version=__version__)
+    # Our own /docs (served from the package, no CDN); no ReDoc.
+    app = FastAPI(title="cryocurate portal", version=__version__, docs_url=None, redoc_url=None)
     app.state.portal = portal
     install_auth(app)  # sessions, API tokens, CSRF, private mode
     app.add_middleware(ServerTiming)
+    app.add_middleware(SecurityHeaders)  # last added, outermost: every response has them
 
     app.include_router(accounts_router)  # /login, /logout, /me, /invite/…, /admin/users
     app.include_router(api_router)
     app.include_router(grade_files_router)  # before files_router: its own suffix
-    app.include_router(files_router)
+    app.include_router(files_router)  # /files/ and /data/: one route for the data tree
+    app.include_router(docs_router)
     app.include_router(grading_api_router)
     app.include_router(browse_router)
     app.include_router(campaign_admin_router)
@@ -59,7 +66,6 @@ def create_app(root: str | os.PathLike[str]) -> FastAPI:
     app.include_router(grading_pages_router)
     app.include_router(campaign_agreement_router)
     portal.data_dir.mkdir(exist_ok=True)
-    app.mount("/data", StaticFiles(directory=portal.data_dir), name="data")
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
 

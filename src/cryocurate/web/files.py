@@ -1,11 +1,14 @@
 """Files over HTTP: each file of the data tree at its own URL, and whole downloads as zips.
 
-``GET /files/<path>``
+``GET /files/<path>`` (and ``GET /data/<path>``, the same route under the name the pages use)
     One file of the data tree, with ``Content-Type``, ``Content-Length``, ``ETag`` and
-    ``Last-Modified``, ``If-None-Match`` (304) and ``Range`` (206 with ``Content-Range``, 416
-    when unsatisfiable), so viewers can read a slice of a large MRC or single Zarr chunks.
-    Anything outside the tree (``..``, absolute paths, symbolic links leading out), folders
-    and hidden names (staging, half-written files) answer 404.
+    ``Last-Modified``, ``If-None-Match`` / ``If-Modified-Since`` (304) and ``Range`` (206
+    with ``Content-Range``, 416 when unsatisfiable), so viewers can read a slice of a large
+    MRC or single Zarr chunks. Anything outside the tree (``..``, absolute paths, symbolic
+    links leading out), folders and hidden names (staging, swaps, half-written files) answer
+    404, under both prefixes: one function, one set of rules. What a browser may do with a
+    file (saved as an attachment, sandboxed; PNG and JPEG shown) is set for both by
+    :mod:`cryocurate.web.headers`.
 ``GET /download/<dataset|run|tomogram|annotation>/<id>.zip?layout=v1|v2``
     The download :func:`cryocurate.transfer.download.list_entity` describes, as a zip built
     while it is sent, in constant memory. Members are *stored*, not deflated: MRC and Zarr
@@ -31,6 +34,7 @@ import os
 import stat
 import threading
 from collections.abc import AsyncIterator, Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -107,27 +111,38 @@ class _DataFileResponse(FileResponse):
     chunk_size = ZIP_BATCH
 
 
-def _not_modified(request: Request, response: FileResponse) -> bool:
+def _not_modified(request: Request, response: FileResponse, st: os.stat_result) -> bool:
+    """Whether the client's copy is current: ``If-None-Match`` when sent (it wins, RFC 9110
+    13.1.3), else ``If-Modified-Since``."""
     wanted = request.headers.get("if-none-match")
-    if not wanted:
+    if wanted:
+        etag = response.headers.get("etag", "")
+        tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
+        return "*" in tags or etag in tags
+    since = request.headers.get("if-modified-since")
+    if not since:
         return False
-    etag = response.headers.get("etag", "")
-    tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
-    return "*" in tags or etag in tags
+    try:
+        when = parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
+    return when.tzinfo is not None and int(st.st_mtime) <= int(when.timestamp())
 
 
+# One function answers both prefixes: /files/ is the API's name for the tree, /data/ the one
+# the pages' image URLs have always used. Two routes with one body, so no rule can differ.
 @router.head("/files/{path:path}", include_in_schema=False)
 @router.get("/files/{path:path}", name="data_file")
+@router.head("/data/{path:path}", include_in_schema=False)
+@router.get("/data/{path:path}", name="data_tree_file", include_in_schema=False)
 def data_file(path: str, request: Request) -> Response:
     """One file of the data tree (Range requests supported)."""
     found = resolve_in_tree(portal_of(request).data_dir, path)
     if found is None:
         raise HTTPException(status_code=404, detail="no such file")
     real, st = found
-    response = _DataFileResponse(
-        real, stat_result=st, media_type=media_type(real.name), content_disposition_type="inline"
-    )
-    if _not_modified(request, response):
+    response = _DataFileResponse(real, stat_result=st, media_type=media_type(real.name))
+    if _not_modified(request, response, st):
         headers = {k: response.headers[k] for k in ("etag", "last-modified")}
         return Response(status_code=304, headers=headers)
     return response
@@ -249,15 +264,18 @@ def download_manifest(
         else:
             item["url"] = "/files/" + quote(e.tree_path or "")
         files.append(item)
+    # A download like the zip (saved, not shown); clients reading it as JSON are unaffected.
+    disposition = {"Content-Disposition": f'attachment; filename="{listing.name}.json"'}
     return JSONResponse(
-        {
+        headers=disposition,
+        content={
             "kind": listing.kind.value,
             "id": listing.entity_id,
             "dataset_id": listing.dataset_id,
             "layout": listing.layout,
             "total_bytes": listing.total_bytes,
             "files": files,
-        }
+        },
     )
 
 
