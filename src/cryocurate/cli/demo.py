@@ -8,7 +8,6 @@ import typer
 
 from cryocurate.cli import console
 from cryocurate.cli.serve import run_server
-from cryocurate.demo import build_demo
 
 
 def demo(
@@ -25,6 +24,8 @@ def demo(
 
     Example: cryocurate demo --port 8000
     """
+    from cryocurate.demo import build_demo
+
     root = build_demo(directory, report=console.err.print)
     if serve:
         run_server(root, host, port)

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from cryocurate.cli import console
-from cryocurate.portal import Portal
 
 ROOT_ENV = "CRYOCURATE_ROOT"
 
@@ -17,6 +16,8 @@ def run_server(root: Path, host: str, port: int, workers: int = 1) -> None:
     import os
 
     import uvicorn
+
+    from cryocurate.portal import Portal
 
     with Portal.open(root) as portal:  # fail here, in one line, if the root is unusable
         resolved = portal.root
