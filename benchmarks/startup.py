@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -49,19 +50,27 @@ def cli(src: Path, *argv: str) -> list[str]:
     return [sys.executable, "-m", "cryocurate", *argv]
 
 
-def run_once(src: Path, argv: list[str]) -> float:
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(src: Path, argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one ``cryocurate ARGV`` process."""
+    cpu, start = _children_cpu(), time.perf_counter()
     proc = subprocess.run(cli(src, *argv), env=env_for(src), capture_output=True)
     took = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{argv} failed: {proc.stderr.decode()[-1000:]}")
-    return took
+    return took, _children_cpu() - cpu
 
 
-def serve_once(src: Path, root: Path) -> float:
-    """Seconds from starting ``cryocurate serve`` to its first 200 for ``GET /``."""
+def serve_once(src: Path, root: Path) -> tuple[float, float]:
+    """Seconds from starting ``cryocurate serve`` to its first 200 for ``GET /`` (wall), and
+    the server's CPU seconds until it was stopped right after."""
     port = free_port()
-    start = time.perf_counter()
+    cpu, start = _children_cpu(), time.perf_counter()
+    took = None
     proc = subprocess.Popen(
         cli(src, "serve", str(root), "--port", str(port)),
         env=env_for(src),
@@ -75,12 +84,15 @@ def serve_once(src: Path, root: Path) -> float:
                 raise SystemExit("the server exited")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200:
-                    return time.perf_counter() - start
+                    took = time.perf_counter() - start
+                    break
             time.sleep(0.01)
-        raise SystemExit("the server did not answer within 60 s")
+        else:
+            raise SystemExit("the server did not answer within 60 s")
     finally:
         proc.terminate()
         proc.wait(10)
+    return took, _children_cpu() - cpu
 
 
 def command_paths() -> list[list[str]]:
@@ -93,13 +105,13 @@ def command_paths() -> list[list[str]]:
 
 
 def side_by_side(
-    trees: dict[str, Path], measure: Callable[[Path], float], repeat: int
-) -> dict[str, list[float]]:
+    trees: dict[str, Path], measure: Callable[[Path], tuple[float, float]], repeat: int
+) -> dict[str, list[tuple[float, float]]]:
     """``measure(src)`` for every tree, alternating the order round by round."""
     names = list(trees)
     for name in names:  # warm the page cache and the bytecode caches
         measure(trees[name])
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for i in range(repeat):
         for name in names if i % 2 == 0 else names[::-1]:
             times[name].append(measure(trees[name]))
@@ -121,7 +133,7 @@ def main() -> None:
         trees["baseline"] = args.baseline.resolve()
     load_start = load()
 
-    rows: list[tuple[str, dict[str, list[float]]]] = []
+    rows: list[tuple[str, dict[str, list[tuple[float, float]]]]] = []
     quick = (["--help"], ["--version"], ["extract", "--help"], ["campaign", "create", "--help"])
     for argv in quick:
         rows.append(
@@ -132,13 +144,13 @@ def main() -> None:
         )
 
     # every command's --help, this tree only (the baseline's take ~1.6 s each)
-    per_command = {}
+    per_command, per_command_cpu = {}, {}
     for path in command_paths():
         argv = [*path, "--help"]
         run_once(SRC, argv)
-        per_command[" ".join(path)] = statistics.median(
-            run_once(SRC, argv) for _ in range(max(3, args.repeat // 2))
-        )
+        runs = [run_once(SRC, argv) for _ in range(max(3, args.repeat // 2))]
+        per_command[" ".join(path)] = statistics.median(t for t, _ in runs)
+        per_command_cpu[" ".join(path)] = statistics.median(c for _, c in runs)
     slowest = max(per_command, key=per_command.__getitem__)
 
     # demo: built once per tree (that is the first-build row), then rerun side by side
@@ -146,7 +158,7 @@ def main() -> None:
     for name, src in trees.items():
         folder = DATA / name.replace(" ", "-")
         shutil.rmtree(folder, ignore_errors=True)
-        first_build[name] = run_once(src, ["demo", "--dir", str(folder), "--no-serve"])
+        first_build[name] = run_once(src, ["demo", "--dir", str(folder), "--no-serve"])[0]
     folder_of = {src: DATA / name.replace(" ", "-") for name, src in trees.items()}
     rows.append(
         (
@@ -168,24 +180,28 @@ def main() -> None:
     )
 
     has_base = "baseline" in trees
-    head = "| command | this tree s (median) | min s |"
-    rule = "|---|---:|---:|"
+    head = "| command | this tree s (median) | min s | CPU s (median) |"
+    rule = "|---|---:|---:|---:|"
     if has_base:
-        head += " baseline s (median) | baseline ÷ this |"
-        rule += "---:|---:|"
+        head += " baseline s (median) | baseline CPU s | baseline ÷ this (wall, CPU) |"
+        rule += "---:|---:|---:|"
     lines = [head, rule]
     for label, times in rows:
-        mine = statistics.median(times["this tree"])
-        line = f"| {label} | {mine:.3f} | {min(times['this tree']):.3f} |"
+        mine = statistics.median(t for t, _ in times["this tree"])
+        mine_cpu = statistics.median(c for _, c in times["this tree"])
+        fastest = min(t for t, _ in times["this tree"])
+        line = f"| {label} | {mine:.3f} | {fastest:.3f} | {mine_cpu:.3f} |"
         if has_base:
-            base = statistics.median(times["baseline"])
-            line += f" {base:.3f} | {base / mine:.1f}× |"
+            base = statistics.median(t for t, _ in times["baseline"])
+            base_cpu = statistics.median(c for _, c in times["baseline"])
+            ratios = f"{base / mine:.1f}×, {base_cpu / mine_cpu:.1f}×"
+            line += f" {base:.3f} | {base_cpu:.3f} | {ratios} |"
         lines.append(line)
     mine_build = first_build["this tree"]
-    demo_line = f"| `cryocurate demo --no-serve`, first build (once) | {mine_build:.2f} | — |"
+    demo_line = f"| `cryocurate demo --no-serve`, first build (once) | {mine_build:.2f} | — | — |"
     if has_base:
         base_build = first_build["baseline"]
-        demo_line += f" {base_build:.2f} | {base_build / mine_build:.1f}× |"
+        demo_line += f" {base_build:.2f} | — | {base_build / mine_build:.1f}× |"
     lines.append(demo_line)
     helps = sorted(per_command.values())
     met = sum(t <= TARGET_S for t in helps)
@@ -200,7 +216,9 @@ def main() -> None:
         + f"\n\nEvery `cryocurate <command> --help` ({len(helps)} groups and commands, this tree, "
         f"median of {max(3, args.repeat // 2)} each): median {statistics.median(helps):.3f} s, "
         f"slowest {per_command[slowest]:.3f} s (`{slowest} --help`); {met} of {len(helps)} "
-        f"within the {TARGET_S} s target."
+        f"within the {TARGET_S} s target. CPU (user + system) per --help: median "
+        f"{statistics.median(per_command_cpu.values()):.3f} s, most "
+        f"{max(per_command_cpu.values()):.3f} s."
     )
     print(text)
     if args.write:
