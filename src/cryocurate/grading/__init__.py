@@ -9,6 +9,7 @@ of them depends on HTTP. Every function takes an SQLAlchemy ``Session`` from
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 # What the package re-exports, by the module that defines it. Imported on first use
@@ -39,6 +40,8 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 def __getattr__(name: str) -> Any:
     module = _MODULE_OF.get(name)
     if module is None:
+        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+            return importlib.import_module(f"{__name__}.{name}")  # a submodule, as before
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
