@@ -11,22 +11,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from cryocurate import grading
 from cryocurate.cli import console
-from cryocurate.grading.campaign_agreement import (
-    CampaignAgreement,
-    agreement_csv,
-    campaign_agreement,
-    scope_summaries,
-)
-from cryocurate.grading.consensus_store import compute_consensus, flagged_items
-from cryocurate.grading.ratings import load_ratings
-from cryocurate.portal import Portal
+
+if TYPE_CHECKING:
+    from cryocurate.grading.campaign_agreement import CampaignAgreement
 
 Root = typer.Argument(..., help="The portal root.")
 CampaignOption = typer.Option(..., "--campaign", help="The campaign's id.")
@@ -75,6 +68,8 @@ def alpha_line(alpha: dict[str, Any]) -> str:
 
 def print_agreement(agreement: CampaignAgreement, scopes: list[dict[str, Any]] | None) -> None:
     """The report as rich tables: α, κ matrix, per labeller, distributions, confusions."""
+    from rich.table import Table
+
     data = agreement.to_dict()
     keys = data["level_labels"] or [str(v) for v in data["levels"]]
     out = console.out
@@ -179,6 +174,14 @@ def agreement(
 
     Example: cryocurate agreement ./portal --campaign 1 --csv agreement.csv
     """
+    from cryocurate.grading.campaign_agreement import (
+        agreement_csv,
+        campaign_agreement,
+        scope_summaries,
+    )
+    from cryocurate.grading.ratings import load_ratings
+    from cryocurate.portal import Portal
+
     with Portal.open(root) as portal, portal.transaction() as session:
         campaign = grading.get_campaign(session, campaign_id)
         ratings = load_ratings(session, campaign)
@@ -208,6 +211,11 @@ def consensus(root: Path = Root, campaign_id: int = CampaignOption, as_json: boo
 
     Example: cryocurate consensus ./portal --campaign 1
     """
+    from rich.table import Table
+
+    from cryocurate.grading.consensus_store import compute_consensus, flagged_items
+    from cryocurate.portal import Portal
+
     with Portal.open(root) as portal, portal.transaction() as session:
         campaign = grading.get_campaign(session, campaign_id)
         summary = compute_consensus(session, campaign)

@@ -14,19 +14,19 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 import typer
-from rich.table import Table
-from sqlalchemy.orm import Session
 
-from cryocurate import accounts, atomic, grading
-from cryocurate.catalog.models import Dataset, GradeScale, Run, RunKind, TiltSeries
+from cryocurate import grading
 from cryocurate.cli import console
 from cryocurate.errors import InputError, NotFoundError
-from cryocurate.grading.campaigns import DEFAULT_REPEAT_SHARE, labeller_users
-from cryocurate.portal import Portal
+from cryocurate.grading.defaults import DEFAULT_REPEAT_SHARE
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from cryocurate.catalog.models import GradeScale
 
 app = typer.Typer(help="Create and manage grading campaigns.", no_args_is_help=True)
 
@@ -34,20 +34,18 @@ Root = typer.Argument(..., help="The portal root.")
 CampaignId = typer.Argument(..., help="The campaign's id (see `cryocurate campaign list`).")
 AsJson = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
-SCALES = {
-    "letters": GradeScale.letters,
-    "tilt-series": GradeScale.tilt_series,
-    "tilt_series": GradeScale.tilt_series,
-}
+SCALES = {"letters": "letters", "tilt-series": "tilt_series", "tilt_series": "tilt_series"}
 FORMATS = ("csv", "json", "ndjson")
 
 
 def parse_scale(text: str) -> GradeScale:
     """``letters`` or ``tilt-series`` (the stored ``tilt_series`` is accepted too)."""
+    from cryocurate.catalog.models import GradeScale
+
     scale = SCALES.get(text.strip().lower())
     if scale is None:
         raise InputError(f"unknown scale {text!r}", hint="use letters or tilt-series")
-    return scale
+    return GradeScale(scale)
 
 
 def parse_describe(pairs: Iterable[str]) -> dict[str, str]:
@@ -64,6 +62,10 @@ def parse_describe(pairs: Iterable[str]) -> dict[str, str]:
 def _dataset_runs(session: Session, dataset_ids: Sequence[int], scale: GradeScale) -> list[int]:
     """The runs of these datasets that hold what ``scale`` grades: class averages, or tilt
     series for the tilt-series scale."""
+    import sqlalchemy as sa
+
+    from cryocurate.catalog.models import Dataset, GradeScale, Run, RunKind, TiltSeries
+
     run_ids: list[int] = []
     for dataset_id in dataset_ids:
         if session.get(Dataset, dataset_id) is None:
@@ -112,6 +114,8 @@ def create(
     Example: cryocurate campaign create ./portal --name "Spring 2D" --dataset 10000
     --labeller lena@lab-a.org --labeller lars@lab-b.org --describe "C=Keep if needed"
     """
+    from cryocurate.portal import Portal
+
     grade_scale = parse_scale(scale)
     descriptions = parse_describe(describe or [])
     if not run and not dataset:
@@ -146,6 +150,10 @@ def list_(root: Path = Root, as_json: bool = AsJson) -> None:
 
     Example: cryocurate campaign list ./portal --json
     """
+    from rich.table import Table
+
+    from cryocurate.portal import Portal
+
     with Portal.open(root) as portal, portal.transaction() as session:
         rows = [grading.campaign_summary(session, c) for c in grading.list_campaigns(session)]
     if as_json:
@@ -168,6 +176,8 @@ def list_(root: Path = Root, as_json: bool = AsJson) -> None:
 
 
 def _details(session: Session, campaign_id: int) -> dict[str, Any]:
+    from cryocurate.grading.campaigns import labeller_users
+
     campaign = grading.load_campaign(session, campaign_id)
     keys = {int(level["value"]): str(level["key"]) for level in campaign.levels}
     return {
@@ -206,6 +216,10 @@ def show(root: Path = Root, campaign_id: int = CampaignId, as_json: bool = AsJso
 
     Example: cryocurate campaign show ./portal 1
     """
+    from rich.table import Table
+
+    from cryocurate.portal import Portal
+
     with Portal.open(root) as portal, portal.transaction() as session:
         info = _details(session, campaign_id)
     if as_json:
@@ -282,6 +296,8 @@ def add_labellers(
 
     Example: cryocurate campaign add-labellers ./portal 1 lars@lab-b.org
     """
+    from cryocurate.portal import Portal
+
     with Portal.open(root) as portal, portal.transaction() as session:
         added = grading.add_labellers(session, grading.get_campaign(session, campaign_id), emails)
         names = [u.email for u in added]
@@ -301,6 +317,8 @@ def add_runs(
 
     Example: cryocurate campaign add-runs ./portal 1 7 8
     """
+    from cryocurate.portal import Portal
+
     with Portal.open(root) as portal, portal.transaction() as session:
         n = grading.add_runs(session, grading.get_campaign(session, campaign_id), runs)
     console.err.print(f"Added {n} items.")
@@ -317,6 +335,8 @@ def describe(
 
     Example: cryocurate campaign describe ./portal 1 B "Clear features; keep"
     """
+    from cryocurate.portal import Portal
+
     if not text.strip():
         raise InputError("the description is empty")
     with Portal.open(root) as portal, portal.transaction() as session:
@@ -340,6 +360,8 @@ def rubric(
 
     Example: cryocurate campaign rubric ./portal 1 A 12 40 --caption "crisp" --caption "side view"
     """
+    from cryocurate.portal import Portal
+
     captions = list(caption or [])
     if len(captions) > len(item_ids):
         raise InputError(f"{len(captions)} captions for {len(item_ids)} examples")
@@ -380,6 +402,9 @@ def grades(
 
     Example: cryocurate campaign grades ./portal 1 --format ndjson --out grades.ndjson
     """
+    from cryocurate import accounts, atomic
+    from cryocurate.portal import Portal
+
     fmt = fmt.strip().lower()
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}", hint="use csv, json or ndjson")
@@ -393,3 +418,7 @@ def grades(
         return
     atomic.write_text(out, text)
     console.err.print(f"Wrote {len(rows)} grades to {out}.", markup=False)
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="campaign")

@@ -17,8 +17,6 @@ from cryocurate.cli.options import (
     TaxId,
     dataset_fields,
 )
-from cryocurate.ingest.datasets import create_dataset, edit_dataset
-from cryocurate.portal import Portal
 
 app = typer.Typer(help="Make and describe datasets.", no_args_is_help=True)
 
@@ -39,6 +37,9 @@ def create(
 
     Example: cryocurate dataset create ./portal --title "Apoferritin, Lander lab" --lab Lander
     """
+    from cryocurate.ingest.datasets import create_dataset
+    from cryocurate.portal import Portal
+
     fields = dataset_fields(
         title=title,
         description=description,
@@ -71,6 +72,9 @@ def edit(
 
     Example: cryocurate dataset edit ./portal 10000 --organism "Homo sapiens" --taxid 9606
     """
+    from cryocurate.ingest.datasets import edit_dataset
+    from cryocurate.portal import Portal
+
     fields = dataset_fields(
         title=title,
         description=description,

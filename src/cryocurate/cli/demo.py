@@ -8,7 +8,6 @@ import typer
 
 from cryocurate.cli import console
 from cryocurate.cli.serve import run_server
-from cryocurate.demo import build_demo
 
 
 def demo(
@@ -29,6 +28,8 @@ def demo(
         from cryocurate.cli.listen import listening_socket
 
         listening_socket(host, port).close()
+    from cryocurate.demo import build_demo
+
     root = build_demo(directory, report=console.err.print)
     if serve:
         run_server(root, host, port)

@@ -13,9 +13,6 @@ from typing import Annotated
 import typer
 
 from cryocurate.cli import console
-from cryocurate.learn.export import export_campaign
-from cryocurate.learn.splits import parse_fractions
-from cryocurate.portal import Portal
 
 
 def export(
@@ -49,6 +46,10 @@ def export(
 
     Example: cryocurate export ./portal ./campaign-3 --campaign 3 --seed 1
     """
+    from cryocurate.learn.export import export_campaign
+    from cryocurate.learn.splits import parse_fractions
+    from cryocurate.portal import Portal
+
     shares = parse_fractions(fractions)
     with Portal.open(root) as portal:
         progress = console.counting_bar("copying images", quiet=as_json)

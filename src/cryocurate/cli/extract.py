@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,15 +23,9 @@ from cryocurate.cli.options import (
     dataset_fields,
 )
 from cryocurate.errors import InputError
-from cryocurate.ingest.datasets import DatasetChoice
-from cryocurate.ingest.discover import (
-    find_project_jobs,
-    pick_jobs,
-    read_jobs_file,
-    unique_paths,
-)
-from cryocurate.ingest.extract import Extraction, Outcome, summarize
-from cryocurate.portal import Portal
+
+if TYPE_CHECKING:
+    from cryocurate.ingest.extract import Outcome
 
 _STYLE = {"new": "green", "replaced": "yellow", "unchanged": "dim", "error": "red"}
 
@@ -106,6 +100,16 @@ def extract(
 
     Example: cryocurate extract J12 J40 J77 --root ./portal --dataset "Apoferritin" --lab Lander
     """
+    from cryocurate.ingest.datasets import DatasetChoice
+    from cryocurate.ingest.discover import (
+        find_project_jobs,
+        pick_jobs,
+        read_jobs_file,
+        unique_paths,
+    )
+    from cryocurate.ingest.extract import Extraction, summarize
+    from cryocurate.portal import Portal
+
     jobs = list(job_dirs or [])
     if jobs_file is not None:
         jobs += read_jobs_file(jobs_file)

@@ -6,13 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cryocurate.cli import console
-from cryocurate.ingest.annotations import AnnotationSpec, ingest_annotation
-from cryocurate.ingest.objects import set_object
-from cryocurate.ingest.tomography import Acquisition, TomogramFields, ingest_run, sort_paths
-from cryocurate.portal import Portal
 
 app = typer.Typer(
     help="Add tomography runs and annotations to a portal root.", no_args_is_help=True
@@ -69,6 +64,11 @@ def run_command(
 
     Example: cryocurate ingest run ./portal -d 10000 TS_026.mrc TS_026.st TS_026.rawtlt
     """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cryocurate.ingest.tomography import Acquisition, TomogramFields, ingest_run, sort_paths
+    from cryocurate.portal import Portal
+
     files = sort_paths(paths, tilt_series)
     acquisition = Acquisition(
         microscope_manufacturer=microscope,
@@ -158,6 +158,9 @@ def annotation_command(
     Example: cryocurate ingest annotation ./portal --run 3 --object-name ribosome
     --object-id GO:0022626 --method-type automated --method "template matching" picks.star
     """
+    from cryocurate.ingest.annotations import AnnotationSpec, ingest_annotation
+    from cryocurate.portal import Portal
+
     spec = AnnotationSpec(
         object_name=object_name,
         object_id=object_id,
@@ -203,6 +206,9 @@ def objects_set(
 
     Example: cryocurate objects set ./portal GO:0022626 --name ribosome --radius 150
     """
+    from cryocurate.ingest.objects import set_object
+    from cryocurate.portal import Portal
+
     with Portal.open(root) as portal:
         rescored = set_object(
             portal, object_id, radius_a=radius, match_distance_a=match_distance, object_name=name

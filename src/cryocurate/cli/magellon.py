@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cryocurate.cli import console
 from cryocurate.cli.options import Lab
 from cryocurate.errors import InputError
-from cryocurate.ingest.datasets import DatasetChoice, DatasetFields
-from cryocurate.ingest.extract import Outcome
-from cryocurate.ingest.magellon import default_dataset_title, import_magellon
-from cryocurate.portal import Portal
-from cryocurate.transfer.magellon import export_magellon
+
+if TYPE_CHECKING:
+    from cryocurate.ingest.extract import Outcome
 
 _STYLE = {"new": "green", "replaced": "yellow", "unchanged": "dim", "error": "red"}
 
@@ -81,6 +79,10 @@ def import_magellon_command(
 
     Example: cryocurate import-magellon ./portal /mnt/onedrive/StaggLab --lab Stagg
     """
+    from cryocurate.ingest.datasets import DatasetChoice, DatasetFields
+    from cryocurate.ingest.magellon import default_dataset_title, import_magellon
+    from cryocurate.portal import Portal
+
     if dataset is not None and dataset_title is not None:
         raise InputError("give --dataset or --dataset-title, not both")
     if dataset_title is not None and dataset_title.strip().isdigit():
@@ -146,6 +148,9 @@ def export_magellon_command(
 
     Example: cryocurate export-magellon ./portal ./for-cryosift --campaign 3
     """
+    from cryocurate.portal import Portal
+    from cryocurate.transfer.magellon import export_magellon
+
     with Portal.open(root) as portal:
         result = export_magellon(portal, out, campaign, force=force)
     if as_json:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cryocurate.ingest.datasets import DatasetFields
+if TYPE_CHECKING:
+    from cryocurate.ingest.datasets import DatasetFields
 
 RootOption = Annotated[
     Path, typer.Option("--root", "-r", help="The portal root (made by `cryocurate init`).")
@@ -43,6 +44,8 @@ def dataset_fields(
     authors: list[str] | None = None,
     related: str | None = None,
 ) -> DatasetFields:
+    from cryocurate.ingest.datasets import DatasetFields
+
     return DatasetFields(
         title=title,
         description=description,

@@ -7,11 +7,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from cryocurate.catalog.queries import dataset_summaries
 from cryocurate.cli import console
-from cryocurate.portal import Portal
 
 ROOT = typer.Argument(..., help="The portal root folder.", show_default=False)
 
@@ -28,6 +25,8 @@ def init(
 
     Example: cryocurate init ./portal
     """
+    from cryocurate.portal import Portal
+
     with Portal.create(root, database_url=database) as p:
         console.out.print(f"Portal root ready at {p.root} (catalog: {p.database_url})")
 
@@ -37,6 +36,8 @@ def migrate(root: Path = ROOT) -> None:
 
     Example: cryocurate migrate ./portal
     """
+    from cryocurate.portal import Portal
+
     with Portal.open(root, check=False) as p:
         p.migrate()
         console.out.print(f"Catalog of {p.root} is up to date.")
@@ -50,6 +51,11 @@ def ls(
 
     Example: cryocurate ls ./portal --json
     """
+    from rich.table import Table
+
+    from cryocurate.catalog.queries import dataset_summaries
+    from cryocurate.portal import Portal
+
     with Portal.open(root) as p, p.transaction() as session:
         summaries = dataset_summaries(session)
     if as_json:

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from cryocurate.cli import console
-from cryocurate.portal import Portal
 
 ROOT_ENV = "CRYOCURATE_ROOT"
 
@@ -22,6 +21,8 @@ def run_server(root: Path, host: str, port: int, workers: int = 1) -> None:
 
     from cryocurate.cli.listen import listening_socket
     from cryocurate.errors import CryocurateError
+
+    from cryocurate.portal import Portal
 
     with Portal.open(root) as portal:  # fail here, in one line, if the root is unusable
         resolved, proxies = portal.root, portal.settings.trusted_proxies

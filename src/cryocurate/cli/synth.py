@@ -13,13 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cryocurate.cli import console
-from cryocurate.synth import cryosparc as cs_synth
-from cryocurate.synth import project as project_synth
-from cryocurate.synth import relion as relion_synth
-from cryocurate.synth.plan import check_options, iteration_numbers
 
 app = typer.Typer(
     help="Write synthetic 2D classification jobs (cryoSPARC, RELION) in their exact on-disk "
@@ -44,6 +39,8 @@ _ITERATIONS = typer.Option(2, "--iterations", help="Iterations kept (the last is
 
 def _run(label: str, total: int, write: Callable[[Callable[[int], None]], Path]) -> float:
     """Run ``write`` with a progress bar over ``total`` particle rows; return the seconds."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     start = time.perf_counter()
     with Progress(
         TextColumn("{task.description}"),
@@ -79,6 +76,9 @@ def cryosparc(
 
     Example: cryocurate synth cryosparc ./P1/J12 --classes 50 --particles 20000 --seed 1
     """
+    from cryocurate.synth import cryosparc as cs_synth
+    from cryocurate.synth.plan import check_options, iteration_numbers
+
     check_options(
         n_classes=classes,
         box=box,
@@ -135,6 +135,9 @@ def relion(
 
     Example: cryocurate synth relion ./Class2D/job006 --relion-version 3.1 --classes 50
     """
+    from cryocurate.synth import relion as relion_synth
+    from cryocurate.synth.plan import check_options
+
     check_options(
         n_classes=classes,
         box=box,
@@ -183,6 +186,9 @@ def project(
 
     Example: cryocurate synth project ./CS-demo --jobs 5 --classes 50 --particles 20000
     """
+    from cryocurate.synth import project as project_synth
+    from cryocurate.synth.plan import check_options
+
     check_options(
         n_classes=classes,
         box=box,
@@ -213,3 +219,7 @@ def project(
         f"({seconds:.1f} s).",
         markup=False,
     )
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="synth")

@@ -11,23 +11,15 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from cryocurate.cli import console
-from cryocurate.portal import Portal
-from cryocurate.store.layouts import LAYOUT_NAMES
-from cryocurate.transfer.czportal import DatasetIdPolicy, import_czportal
-from cryocurate.transfer.download import Kind, copy_entries, list_entity
+from cryocurate.transfer.choices import DatasetIdPolicy, Kind
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 LayoutOption = typer.Option(
     "v1",
@@ -51,6 +43,15 @@ class _Bar:
         self.task: TaskID | None = None
 
     def start(self, label: str, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         if not console.err.is_terminal:
             return
         self.progress = Progress(
@@ -96,6 +97,10 @@ def download(
 
     Example: cryocurate download ./portal dataset 10000 ./downloads --layout v2
     """
+    from cryocurate.portal import Portal
+    from cryocurate.store.layouts import LAYOUT_NAMES
+    from cryocurate.transfer.download import copy_entries, list_entity
+
     layout = layout.lower()
     if layout not in LAYOUT_NAMES:
         raise typer.BadParameter("use v1 or v2", param_hint="--layout")
@@ -133,6 +138,9 @@ def import_czportal_command(
 
     Example: cryocurate import-czportal ./portal ./downloads/10000 --dataset-id new
     """
+    from cryocurate.portal import Portal
+    from cryocurate.transfer.czportal import import_czportal
+
     with Portal.open(root) as portal, _bar() as bar:
         result = import_czportal(
             portal,

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import typer
 
-from cryocurate import accounts
 from cryocurate.cli import console
 from cryocurate.errors import InputError
-from cryocurate.portal import Portal
 
 app = typer.Typer(help="Manage the portal's users, invites and API tokens.", no_args_is_help=True)
 
@@ -49,6 +47,9 @@ def add(
 
     Example: cryocurate users add ./portal ada@lab.org --role admin --name "Ada L."
     """
+    from cryocurate import accounts
+    from cryocurate.portal import Portal
+
     _invite_link(base_url, "")  # refuse a bad address before writing anything
     with Portal.open(root) as portal, portal.transaction() as session:
         user = accounts.add_user(session, email, role, display_name=name, lab=lab)
@@ -67,6 +68,9 @@ def list_(
 
     Example: cryocurate users list ./portal --json
     """
+    from cryocurate import accounts
+    from cryocurate.portal import Portal
+
     with Portal.open(root) as portal, portal.transaction() as session:
         rows = [
             {
@@ -101,6 +105,9 @@ def invite(root: Path = Root, email: str = Email, base_url: str = BaseUrl) -> No
 
     Example: cryocurate users invite ./portal ada@lab.org
     """
+    from cryocurate import accounts
+    from cryocurate.portal import Portal
+
     _invite_link(base_url, "")
     with Portal.open(root) as portal, portal.transaction() as session:
         token = accounts.create_invite(session, accounts.get_user(session, email))
@@ -133,6 +140,9 @@ def disable(root: Path = Root, email: str = Email) -> None:
 
     Example: cryocurate users disable ./portal ada@lab.org
     """
+    from cryocurate import accounts
+    from cryocurate.portal import Portal
+
     with Portal.open(root) as portal, portal.transaction() as session:
         user = accounts.disable_user(session, email)
         address = user.email
@@ -162,6 +172,9 @@ def token(
     Scripts send it as `Authorization: Bearer TOKEN`.
     Example: cryocurate users token ./portal ada@lab.org --name "grade export"
     """
+    from cryocurate import accounts
+    from cryocurate.portal import Portal
+
     with Portal.open(root) as portal, portal.transaction() as session:
         secret = accounts.create_api_token(session, accounts.get_user(session, email), name)
     console.err.print("The token is shown only now; keep it somewhere safe:")

@@ -8,23 +8,45 @@ of them depends on HTTP. Every function takes an SQLAlchemy ``Session`` from
 
 from __future__ import annotations
 
-from cryocurate.grading.campaigns import (
-    CampaignSpec,
-    add_labellers,
-    add_runs,
-    campaign_runs,
-    create_campaign,
-    get_campaign,
-    is_labeller,
-    list_campaigns,
-    load_campaign,
-    remove_labeller,
-    set_descriptions,
-    set_rubric_examples,
-)
-from cryocurate.grading.grades import Ack, GradeRequest, grade_rows, history, record, record_many
-from cryocurate.grading.progress import campaign_progress, campaign_summary, my_progress
-from cryocurate.grading.queue import Resume, resume, window
+import importlib
+import importlib.util
+from typing import Any
+
+# What the package re-exports, by the module that defines it. Imported on first use
+# (PEP 562), so ``from cryocurate import grading`` costs nothing until a service is called:
+# the CLI imports it at start-up and must stay fast (see cryocurate.cli.main).
+_EXPORTS = {
+    "campaigns": (
+        "CampaignSpec",
+        "add_labellers",
+        "add_runs",
+        "campaign_runs",
+        "create_campaign",
+        "get_campaign",
+        "is_labeller",
+        "list_campaigns",
+        "load_campaign",
+        "remove_labeller",
+        "set_descriptions",
+        "set_rubric_examples",
+    ),
+    "grades": ("Ack", "GradeRequest", "grade_rows", "history", "record", "record_many"),
+    "progress": ("campaign_progress", "campaign_summary", "my_progress"),
+    "queue": ("Resume", "resume", "window"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+            return importlib.import_module(f"{__name__}.{name}")  # a submodule, as before
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Ack",

@@ -36,10 +36,9 @@ from cryocurate.catalog.models import (
     User,
 )
 from cryocurate.errors import ConflictError, InputError, NotFoundError
+from cryocurate.grading.defaults import DEFAULT_REPEAT_SHARE, MAX_REPEAT_SHARE
 from cryocurate.grading.scales import default_levels, value_of, with_descriptions
 
-DEFAULT_REPEAT_SHARE = 0.05
-MAX_REPEAT_SHARE = 0.5
 # A repeat comes back at least this many items after the first look (fewer in tiny
 # campaigns), so the labeller is not simply remembering the image they just graded.
 REPEAT_GAP = 20

@@ -7,6 +7,21 @@ zip and file routes, and any client); :mod:`.czportal` imports a downloaded port
 
 from __future__ import annotations
 
-from cryocurate.transfer.download import Entry, Kind, Listing, copy_entries, list_entity
+from typing import Any
+
+from cryocurate.transfer.choices import Kind
+
+_FROM_DOWNLOAD = ("Entry", "Listing", "copy_entries", "list_entity")
+
+
+def __getattr__(name: str) -> Any:
+    """The download API, imported on first use (it needs the catalog; the CLI's start-up
+    must not)."""
+    if name not in _FROM_DOWNLOAD:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from cryocurate.transfer import download
+
+    return getattr(download, name)
+
 
 __all__ = ["Entry", "Kind", "Listing", "copy_entries", "list_entity"]

@@ -74,6 +74,7 @@ from cryocurate.ingest import recovery
 from cryocurate.ingest.extract import upsert_class_rows
 from cryocurate.portal import Portal
 from cryocurate.store import layout, layouts, names, tree
+from cryocurate.transfer.choices import DatasetIdPolicy
 from cryocurate.transfer.download import copy_file, dump_json, is_metadata_json
 
 ANNOTATION_MARK = re.compile(r"~a(\d+)~")
@@ -101,13 +102,6 @@ _POINT_SHAPES = {
     AnnotationShapeType.OrientedPoint,
     AnnotationShapeType.InstanceSegmentation,
 }
-
-
-class DatasetIdPolicy(enum.StrEnum):
-    """``--dataset-id``: keep the portal's id (refuse if taken) or take a new one."""
-
-    keep = "keep"
-    new = "new"
 
 
 # ── the plan ────────────────────────────────────────────────────────────────────────────────

@@ -27,7 +27,6 @@ Only regular files are listed (no symbolic links), and nothing whose name starts
 from __future__ import annotations
 
 import contextlib
-import enum
 import itertools
 import json
 import os
@@ -46,19 +45,11 @@ from cryocurate.errors import ConflictError, InputError, NotFoundError, UnsafePa
 from cryocurate.formats.stored_zip import Member, StoredZip
 from cryocurate.portal import Portal
 from cryocurate.store import layout, layouts, names
+from cryocurate.transfer.choices import Kind
 
 COPY_BLOCK = 8 << 20
 READ_BLOCK = 1 << 20  # zip reads: large enough for few system calls, small enough to overlap
 JSON_REWRITE_LIMIT = 16 << 20  # metadata JSON is small; anything bigger is copied as is
-
-
-class Kind(enum.StrEnum):
-    """What can be downloaded."""
-
-    dataset = "dataset"
-    run = "run"
-    tomogram = "tomogram"
-    annotation = "annotation"
 
 
 @dataclass(frozen=True)
