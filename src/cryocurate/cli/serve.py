@@ -21,7 +21,6 @@ def run_server(root: Path, host: str, port: int, workers: int = 1) -> None:
 
     from cryocurate.cli.listen import listening_socket
     from cryocurate.errors import CryocurateError
-
     from cryocurate.portal import Portal
 
     with Portal.open(root) as portal:  # fail here, in one line, if the root is unusable

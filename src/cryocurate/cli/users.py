@@ -121,6 +121,9 @@ def password(root: Path = Root, email: str = Email) -> None:
 
     Example: cryocurate users password ./portal ada@lab.org
     """
+    from cryocurate import accounts
+    from cryocurate.portal import Portal
+
     if sys.stdin.isatty():
         first = typer.prompt("New password", hide_input=True, err=True)
         if typer.prompt("Again", hide_input=True, err=True) != first:
@@ -155,6 +158,9 @@ def end_sessions(root: Path = Root, email: str = Email) -> None:
 
     Example: cryocurate users end-sessions ./portal ada@lab.org
     """
+    from cryocurate import accounts
+    from cryocurate.portal import Portal
+
     with Portal.open(root) as portal, portal.transaction() as session:
         user = accounts.get_user(session, email)
         ended, address = accounts.end_sessions(session, user), user.email
