@@ -11,81 +11,31 @@ sortable and documented in ``/openapi.json`` without touching this file. Per ent
 
 Lists answer ``{"items": [...], "total": N, "limit": L, "offset": O}``; errors answer one
 envelope ``{"ok": false, "error": "...", "status": 400}``. ``include=rel`` (or ``rel.id``)
-embeds related rows (or their ids), one query per relationship per page.
+embeds related rows (or their ids), one query per relationship per page. Views raise errors from
+the tree; the web's error boundary (:mod:`cryocurate.web.errors`) answers them in the envelope.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic import Field as PField
 
 from cryocurate.catalog import filters
-from cryocurate.catalog.filters import ENTITIES, Entity, Search
-from cryocurate.errors import CryocurateError, NotFoundError
-from cryocurate.web.deps import portal_of
+from cryocurate.catalog.filters import DB_INT_MAX, ENTITIES, Entity, Search
+from cryocurate.errors import NotFoundError
+from cryocurate.web.deps import DbInt, portal_of
 
 PREFIX = "/api/v1"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
-def error_response(message: str, status: int) -> JSONResponse:
-    """The API's one error shape."""
-    return JSONResponse({"ok": False, "error": message, "status": status}, status_code=status)
-
-
-def status_for(err: CryocurateError) -> int:
-    """The HTTP status of one of our errors (each class of the tree says its own)."""
-    return err.http_status
-
-
-class ErrorEnvelopeRoute(APIRoute):
-    """Turns our errors into the envelope, for the routes of a JSON router (the pages keep
-    their own error handling): views raise, and never build error responses themselves."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except CryocurateError as err:
-                return error_response(str(err), status_for(err))
-
-        return route
-
-
-class _EnvelopeRoute(ErrorEnvelopeRoute):
-    """The catalog API's routes also answer request-validation errors in the envelope (400)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as err:
-                problems = [f"{_where(e['loc'])}: {e['msg']}" for e in err.errors()]
-                return error_response("; ".join(problems), 400)
-
-        return route
-
-
-def _where(loc: Sequence[Any]) -> str:
-    """``("query", "limit")`` → ``limit``; ``("body", 12)`` (a JSON syntax error) → ``body``."""
-    names = [str(part) for part in loc[1:] if isinstance(part, str)]
-    return ".".join(names) or str(loc[0])
-
-
-router = APIRouter(prefix=PREFIX, route_class=_EnvelopeRoute)
+router = APIRouter(prefix=PREFIX)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -111,7 +61,10 @@ def _row_model(ent: Entity) -> type[BaseModel]:
 
 
 class QueryBody(BaseModel):
-    """The JSON form of a search (``POST /api/v1/<plural>/query``)."""
+    """The JSON form of a search (``POST /api/v1/<plural>/query``). Strict: JSON has numbers
+    and booleans, so ``"offset": false`` or ``"limit": "10"`` is refused, not coerced."""
+
+    model_config = ConfigDict(strict=True)
 
     where: dict[str, Any] = PField(
         default_factory=dict,
@@ -122,7 +75,7 @@ class QueryBody(BaseModel):
         None, description='["-id", "title"] or [{"id": "desc"}]'
     )
     limit: int = PField(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT)
-    offset: int = PField(0, ge=0)
+    offset: int = PField(0, ge=0, le=DB_INT_MAX)
     include: list[str] = PField(default_factory=list, description='["runs", "dataset.id"]')
     count: bool = PField(True, description="false: skip counting all matches (total is null)")
 
@@ -175,7 +128,7 @@ def _add_routes(ent: Entity) -> None:
     def list_rows(
         request: Request,
         limit: int = Query(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=DB_INT_MAX),
         order_by: list[str] = Query([], description="e.g. -id,title"),
         include: list[str] = Query([], description="related rows (rel) or ids (rel.id)"),
         count: bool = Query(
@@ -199,7 +152,7 @@ def _add_routes(ent: Entity) -> None:
 
     def get_row(
         request: Request,
-        ident: int,
+        ident: DbInt,
         include: list[str] = Query([], description="related rows (rel) or ids (rel.id)"),
     ) -> JSONResponse:
         search = Search.from_spec(ent, {ent.primary_key: {"_eq": ident}}, limit=1)

@@ -18,9 +18,11 @@ from cryocurate import __version__
 from cryocurate.portal import Portal
 from cryocurate.web.api import router as api_router
 from cryocurate.web.auth import install as install_auth
+from cryocurate.web.errors import install as install_errors
 from cryocurate.web.files import router as files_router
 from cryocurate.web.grade_files import router as grade_files_router
 from cryocurate.web.grading_api import router as grading_api_router
+from cryocurate.web.limits import BodyLimit
 from cryocurate.web.pages.browse import router as browse_router
 from cryocurate.web.pages.campaign_admin import router as campaign_admin_router
 from cryocurate.web.pages.campaign_agreement import router as campaign_agreement_router
@@ -39,6 +41,8 @@ def create_app(root: str | os.PathLike[str]) -> FastAPI:
     app.state.portal = portal
     install_auth(app)  # sessions, API tokens, CSRF, private mode; /login, /admin/users
     app.add_middleware(ServerTiming)
+    app.add_middleware(BodyLimit)  # outside auth, which reads form bodies for their CSRF token
+    install_errors(app)  # last: its last-resort middleware must be the outermost
 
     app.include_router(api_router)
     app.include_router(grade_files_router)  # before files_router: its own suffix

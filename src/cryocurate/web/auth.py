@@ -31,7 +31,6 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -41,10 +40,17 @@ from starlette.datastructures import Headers
 from cryocurate import accounts
 from cryocurate.accounts.crypto import new_token, same_secret
 from cryocurate.catalog.models import Role, User
-from cryocurate.errors import CryocurateError, InputError, NotFoundError
+from cryocurate.errors import (
+    AuthenticationError,
+    CryocurateError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+)
 from cryocurate.portal import Portal
+from cryocurate.web import errors as web_errors
 from cryocurate.web.deps import portal_of
-from cryocurate.web.pages.render import jsonable, render, wants_json
+from cryocurate.web.pages.render import jsonable, render
 
 SESSION_COOKIE = "cryocurate_session"
 PRESESSION_COOKIE = "cryocurate_csrf"  # anonymous forms (login, invite): double submit
@@ -221,18 +227,9 @@ def _set_cookie(
 
 
 def _problem_response(scope: Scope, status: int, message: str) -> Response:
-    request = Request(scope)
-    if status == 401 and request.method == "GET" and not _json_client(request):
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-    if _json_client(request):
-        return JSONResponse({"ok": False, "error": message, "status": status}, status)
-    page = render(request, "login.html", _login_context(request, error=message), status)
-    return ensure_presession(request, page)
-
-
-def _json_client(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/me" or wants_json(request)
+    """The middleware's refusals (private portal, CSRF) answered by the web's error boundary."""
+    error = AuthenticationError(message) if status == 401 else ForbiddenError(message)
+    return web_errors.answer(Request(scope), error)
 
 
 class AuthMiddleware:

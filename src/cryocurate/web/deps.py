@@ -1,4 +1,5 @@
-"""What a route needs from the app, given once: the portal it serves and a catalog session.
+"""What a route needs from the app, given once: the portal it serves, a catalog session, and
+the type of the integers it takes.
 
 Routes take them as FastAPI dependencies (``portal: PortalDep``, ``session: SessionDep``) or,
 in helpers that only have the request, call :func:`portal_of`. One definition, so no module
@@ -12,8 +13,10 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import Field
 from sqlalchemy.orm import Session
 
+from cryocurate.catalog.filters import DB_INT_MAX, DB_INT_MIN
 from cryocurate.portal import Portal
 
 
@@ -31,3 +34,10 @@ def catalog_session(request: Request) -> Iterator[Session]:
 
 PortalDep = Annotated[Portal, Depends(portal_of)]
 SessionDep = Annotated[Session, Depends(catalog_session)]
+
+
+DbInt = Annotated[int, Field(ge=DB_INT_MIN, le=DB_INT_MAX)]
+"""An integer from a request (an id in the path, an offset, an id in a body) that a database
+column can hold: Python's ints have no bound, SQLite's are 64-bit and fail on a bigger one
+(OverflowError, a 500). Out of range is a 400 from the error boundary, and ``/openapi.json``
+documents the range."""

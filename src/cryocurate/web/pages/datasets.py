@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from cryocurate.catalog.search import RUNS_PER_PAGE, dataset_overview
-from cryocurate.portal import Portal
+from cryocurate.errors import NotFoundError
+from cryocurate.web.deps import DbInt, PortalDep
 from cryocurate.web.pages.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -14,12 +15,13 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/datasets/{dataset_id:int}", name="dataset_page")
 @router.get("/datasets/{dataset_id:int}.json")
-def dataset_page(request: Request, dataset_id: int, page: int = 1) -> Response:
-    portal: Portal = request.app.state.portal
+def dataset_page(
+    request: Request, portal: PortalDep, dataset_id: DbInt, page: DbInt = 1
+) -> Response:
     with portal.transaction() as session:
         context = dataset_overview(session, dataset_id, max(1, page), RUNS_PER_PAGE)
     if context is None:
-        raise HTTPException(404, f"no dataset {dataset_id}")
+        raise NotFoundError(f"no dataset {dataset_id}")
     base = str(request.base_url).rstrip("/")
     context["download"] = {
         "cli": f"cryocurate download ROOT dataset {dataset_id} ./downloads --layout v2",

@@ -9,11 +9,13 @@ run, the gallery of class averages. The view is thin: the context comes from
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from cryocurate.catalog.run_pages import run_overview
+from cryocurate.errors import NotFoundError
 from cryocurate.grading.annotations import grade_annotations_of_run
+from cryocurate.web.deps import DbInt, PortalDep
 from cryocurate.web.pages.render import render
 
 router = APIRouter()
@@ -21,11 +23,10 @@ router = APIRouter()
 
 @router.get("/runs/{run_id:int}.json", include_in_schema=False)
 @router.get("/runs/{run_id:int}", name="run_overview")
-def run_page(run_id: int, request: Request) -> Response:
+def run_page(run_id: DbInt, request: Request, portal: PortalDep) -> Response:
     """The Run Overview page of run ``run_id``."""
-    portal = request.app.state.portal
     with portal.transaction() as session:
         context = run_overview(session, run_id, grade_annotations_of_run(session, run_id))
     if context is None:
-        raise HTTPException(status_code=404, detail=f"no run {run_id}")
+        raise NotFoundError(f"no run {run_id}")
     return render(request, "run.html", context)
