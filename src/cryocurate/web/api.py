@@ -18,7 +18,8 @@ the tree; the web's error boundary (:mod:`cryocurate.web.errors`) answers them i
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
@@ -28,7 +29,7 @@ from pydantic import Field as PField
 from cryocurate.catalog import filters
 from cryocurate.catalog.filters import DB_INT_MAX, ENTITIES, Entity, Search
 from cryocurate.errors import NotFoundError
-from cryocurate.web.deps import DbInt, portal_of
+from cryocurate.web.deps import DbInt, JsonInt, portal_of
 
 PREFIX = "/api/v1"
 DEFAULT_LIMIT = 100
@@ -61,10 +62,8 @@ def _row_model(ent: Entity) -> type[BaseModel]:
 
 
 class QueryBody(BaseModel):
-    """The JSON form of a search (``POST /api/v1/<plural>/query``). Strict: JSON has numbers
-    and booleans, so ``"offset": false`` or ``"limit": "10"`` is refused, not coerced."""
-
-    model_config = ConfigDict(strict=True)
+    """The JSON form of a search (``POST /api/v1/<plural>/query``). Numbers and booleans as
+    JSON has them: ``"offset": false`` or ``"limit": "10"`` is refused, not coerced."""
 
     where: dict[str, Any] = PField(
         default_factory=dict,
@@ -74,10 +73,12 @@ class QueryBody(BaseModel):
     order_by: list[str | dict[str, str]] | str | None = PField(
         None, description='["-id", "title"] or [{"id": "desc"}]'
     )
-    limit: int = PField(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT)
-    offset: int = PField(0, ge=0, le=DB_INT_MAX)
+    limit: JsonInt = PField(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT)
+    offset: JsonInt = PField(0, ge=0)
     include: list[str] = PField(default_factory=list, description='["runs", "dataset.id"]')
-    count: bool = PField(True, description="false: skip counting all matches (total is null)")
+    count: bool = PField(
+        True, strict=True, description="false: skip counting all matches (total is null)"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -117,8 +118,49 @@ def _describe(ent: Entity) -> str:
     return f"{_FLAT_DOC}\n\n**Fields:** {fields}.\n\n**Relationships:** {links}."
 
 
+def _terms(names: list[str]) -> Any:
+    """A string of comma-separated ``names``: the pattern is documented in the spec, not
+    checked by pydantic, so a wrong name gets the server's own line (the valid names)."""
+    one = "|".join(re.escape(n) for n in names) or "(?!)"
+    return Annotated[str, PField(json_schema_extra={"pattern": f"^({one})(,({one}))*$"})]
+
+
+def _order_names(ent: Entity) -> list[str]:
+    names = [f.name for f in ent.fields.values() if f.kind != "json"]
+    return names + [f"-{n}" for n in names]
+
+
+def _include_names(ent: Entity) -> list[str]:
+    return [n for link in ent.links for n in (link, f"{link}.id")]
+
+
 def _add_routes(ent: Entity) -> None:
     row = _row_model(ent)
+    order_term = _terms(_order_names(ent))
+    include_term = _terms(_include_names(ent))
+    fields = [n for n in _order_names(ent) if not n.startswith("-")]
+    order_pair = Annotated[  # {field: "asc" | "desc"}: documented, checked by the server
+        dict[str, str],
+        PField(
+            json_schema_extra={
+                "propertyNames": {"enum": fields},
+                "additionalProperties": {"enum": ["asc", "desc"]},
+                "minProperties": 1,
+                "maxProperties": 1,
+            }
+        ),
+    ]
+    body_model = create_model(
+        f"{ent.name}Query",
+        __base__=QueryBody,
+        order_by=(
+            list[order_term | order_pair]  # type: ignore[valid-type]
+            | order_term  # type: ignore[valid-type]
+            | None,
+            PField(None, description='["-id", "title"]'),
+        ),
+        include=(list[include_term], PField(default_factory=list)),  # type: ignore[valid-type]
+    )
     page = create_model(
         f"{ent.name}Page", items=(list[row], ...), total=(int | None, ...), limit=(int, ...),  # type: ignore[valid-type]
         offset=(int, ...),
@@ -164,6 +206,11 @@ def _add_routes(ent: Entity) -> None:
             filters.attach_related(session, items, includes)
         return JSONResponse(items[0])
 
+    # The documented forms of the parameters, per entity (field and relationship names). Set
+    # here, as objects: the module's annotations are strings that name no local type.
+    list_rows.__annotations__.update(order_by=list[order_term], include=list[include_term])
+    get_row.__annotations__.update(include=list[include_term])
+    query_rows.__annotations__.update(body=body_model)
     router.add_api_route(
         f"/{ent.plural}", list_rows, methods=["GET"], response_model=page, tags=tag,
         summary=f"Search {ent.plural}", description=_describe(ent),

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from sqlalchemy.orm import Session
 
 from cryocurate.catalog.filters import DB_INT_MAX, DB_INT_MIN
@@ -41,3 +41,14 @@ DbInt = Annotated[int, Field(ge=DB_INT_MIN, le=DB_INT_MAX)]
 column can hold: Python's ints have no bound, SQLite's are 64-bit and fail on a bigger one
 (OverflowError, a 500). Out of range is a 400 from the error boundary, and ``/openapi.json``
 documents the range."""
+
+
+def _json_number_only(value: object) -> object:
+    if isinstance(value, bool | str):
+        raise ValueError("expected a JSON integer")  # lax ints take true and "10": JSON has no such
+    return value
+
+
+JsonInt = Annotated[DbInt, BeforeValidator(_json_number_only)]
+"""A :data:`DbInt` from a JSON body: an integer (``576`` or ``576.0``, as JSON Schema counts
+integers), never ``true`` or ``"576"`` (pydantic's lax ints would take both)."""

@@ -14,11 +14,13 @@ build error responses or ``HTTPException``\\ s. :func:`install` registers handle
   an exception handler: Starlette's handler for ``Exception`` re-raises into the server, which
   would log the same traceback a second time.
 
-Which shape: the JSON envelope ``{"ok": false, "error": "...", "status": N}`` for the API and
-JSON clients (``/api/…``, ``/me``, ``….json``, ``?format=json``, a request that accepts JSON
-and not HTML or sends a JSON body, an ``….ndjson`` download asked for by a script); otherwise an
-HTML page with the portal's header and links back. A page ``GET`` that needs a login is
-redirected to ``/login?next=…`` instead; a 429 carries ``Retry-After``, a 401 envelope
+Which shape: the JSON envelope ``{"ok": false, "error": "...", "status": N}`` for the API
+(``/api/…``, ``/me``, ``….json``, ``?format=json``), for clients that ask for JSON and not
+HTML, and, when the client states no preference (a script, ``curl``, ``fetch()``), for
+downloads and data files (a download's refusal has the API's shape) and non-GET calls. An HTML
+page with the portal's header and links back otherwise: browsers (their ``Accept`` names
+``text/html``) and page URLs. A page ``GET`` that needs a login is redirected to
+``/login?next=…`` instead; a 429 carries ``Retry-After``, a 401 envelope
 ``WWW-Authenticate: Bearer``.
 
 Middleware cannot raise into exception handlers (it runs outside them), so it answers with
@@ -71,6 +73,10 @@ SERVER_ERROR = (
 # Choosing the shape
 
 
+_DATA_PREFIXES = ("/download/", "/files/", "/data/")
+_DATA_SUFFIXES = (".ndjson", ".png", ".csv", ".zip")
+
+
 def wants_json_error(request: Request) -> bool:
     """Whether ``request``'s error is answered as the JSON envelope rather than a page."""
     path = request.url.path
@@ -80,11 +86,13 @@ def wants_json_error(request: Request) -> bool:
         return True
     accept = request.headers.get("accept", "").lower()
     if "text/html" in accept:
-        return False
-    if "application/json" in accept or "application/x-ndjson" in accept:
+        return False  # a browser's navigation or form
+    if "application/json" in accept:
         return True
-    sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return sent == "application/json" or path.endswith(".ndjson")
+    # No preference: a script. Downloads, data files and non-GET calls (fetch) get the
+    # envelope they can parse; a page's URL gets the page.
+    data = path.startswith(_DATA_PREFIXES) or path.endswith(_DATA_SUFFIXES)
+    return data or request.method not in ("GET", "HEAD")
 
 
 def _same_site_referer(request: Request) -> str | None:
@@ -164,10 +172,22 @@ def validation_message(problems: Sequence[dict[str, Any]]) -> str:
     lines = []
     for problem in problems:
         loc = problem.get("loc") or ()
-        names = [str(part) for part in loc[1:] if isinstance(part, str | int)]
+        # Names and list positions; not pydantic's names of union members ("list[…]").
+        names = [str(p) for p in loc[1:] if isinstance(p, int) or _is_name(str(p))]
+        while names and names[0].isdigit():  # ("body", 12): where in the text JSON broke
+            names.pop(0)
         where = ".".join(names) or (str(loc[0]) if loc else "request")
-        lines.append(f"{where}: {problem.get('msg', 'not valid')}")
-    return "; ".join(lines) or "the request is not valid"
+        line = f"{where}: {problem.get('msg', 'not valid')}"
+        if line not in lines:
+            lines.append(line)
+    return "; ".join(lines[:5]) or "the request is not valid"
+
+
+_TYPE_NAMES = frozenset(("str", "int", "float", "bool", "dict", "list", "none", "json-or-python"))
+
+
+def _is_name(part: str) -> bool:
+    return part.isidentifier() and part not in _TYPE_NAMES
 
 
 async def _our_error(request: Request, exc: Exception) -> Response:
@@ -227,10 +247,86 @@ class LastResort:
                 await respond(request, 500, SERVER_ERROR)(scope, receive, send)
 
 
+# ----------------------------------------------------------------------------------------------
+# What /openapi.json says about errors
+
+_DESCRIPTIONS = {
+    400: "The request does not fit: a parameter, the body or the filter (one line says what)",
+    401: "Log in first, or the API token is invalid or revoked (private portals: every route)",
+    403: "Not allowed for this user, or a session's request without its CSRF token",
+    404: "No such entity (or not visible to this user)",
+    409: "The request clashes with what is stored",
+    413: "The request body is larger than this route accepts (see the deployment notes)",
+}
+_UNSAFE = ("post", "put", "patch", "delete")
+
+
+def _envelope_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["ok", "error", "status"],
+        "properties": {
+            "ok": {"type": "boolean", "enum": [False]},
+            "error": {"type": "string"},
+            "status": {"type": "integer"},
+        },
+    }
+
+
+def document(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Write the boundary's answers into an OpenAPI document, in place: FastAPI's 422 (this
+    app answers validation errors with 400) is dropped, and each operation lists the statuses
+    it can really answer, as the envelope (and, outside ``/api/``, as a page for browsers):
+    400, 401 and 413 everywhere (parameters, the token check and the body cap apply to every
+    route), 403 for state-changing methods (CSRF) and routes that need a user, 404 where the
+    path names something, 409 for state-changing methods and downloads (the data changed)."""
+    openapi.setdefault("components", {}).setdefault("schemas", {})["ErrorEnvelope"] = (
+        _envelope_schema()
+    )
+    ref = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    for path, operations in openapi.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            responses.pop("422", None)
+            statuses = [400, 401, 413]
+            if method in _UNSAFE or path.startswith(("/api/v1/campaigns", "/campaigns")):
+                statuses.append(403)
+            if "{" in path:
+                statuses.append(404)
+            if method in _UNSAFE or path.startswith("/download/"):
+                statuses.append(409)
+            content: dict[str, Any] = {"application/json": {"schema": ref}}
+            if not path.startswith("/api/"):
+                content["text/html"] = {"schema": {"type": "string"}}
+            for status in statuses:
+                responses.setdefault(
+                    str(status), {"description": _DESCRIPTIONS[status], "content": content}
+                )
+    schemas = openapi["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return openapi
+
+
+def _documented(app: FastAPI) -> Any:
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(plain())
+        return app.openapi_schema
+
+    return openapi
+
+
 def install(app: FastAPI) -> None:
-    """Register the boundary on ``app``. Call it after every other ``add_middleware``: the
-    last-resort middleware must be the outermost one, so it also covers theirs."""
+    """Register the boundary on ``app`` and document it in ``/openapi.json``. Call it after
+    every other ``add_middleware``: the last-resort middleware must be the outermost one, so
+    it also covers theirs."""
     app.add_exception_handler(CryocurateError, _our_error)
     app.add_exception_handler(RequestValidationError, _not_valid)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_middleware(LastResort)
+    app.openapi = _documented(app)  # type: ignore[method-assign]

@@ -117,7 +117,17 @@ def _not_modified(request: Request, response: FileResponse) -> bool:
 
 
 @router.head("/files/{path:path}", include_in_schema=False)
-@router.get("/files/{path:path}", name="data_file")
+@router.get(
+    "/files/{path:path}",
+    name="data_file",
+    response_class=Response,
+    responses={
+        200: {"content": {"*/*": {}}, "description": "The file, typed by its name"},
+        206: {"content": {"*/*": {}}, "description": "The requested range"},
+        304: {"description": "Not modified"},
+        416: {"description": "The range is not satisfiable"},
+    },
+)
 def data_file(path: str, request: Request) -> Response:
     """One file of the data tree (Range requests supported)."""
     found = resolve_in_tree(portal_of(request).data_dir, path)
@@ -212,7 +222,12 @@ class _ZipResponse(StreamingResponse):
 
 
 @router.head("/download/{kind}/{entity_id:int}.zip", include_in_schema=False)
-@router.get("/download/{kind}/{entity_id:int}.zip", name="download_zip")
+@router.get(
+    "/download/{kind}/{entity_id:int}.zip",
+    name="download_zip",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "The zip"}},
+)
 def download_zip(
     kind: Kind, entity_id: DbInt, request: Request, layout: LayoutQuery = "v1"
 ) -> Response:

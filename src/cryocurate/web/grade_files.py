@@ -55,7 +55,12 @@ def _chunks(portal: Portal, annotation_id: int) -> Iterator[bytes]:
             yield "".join(lines).encode()
 
 
-@router.get("/download/annotation/{annotation_id:int}.ndjson", name="download_grades")
+@router.get(
+    "/download/annotation/{annotation_id:int}.ndjson",
+    name="download_grades",
+    response_class=Response,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One grade a line"}},
+)
 def download_grades(annotation_id: DbInt, request: Request, portal: PortalDep) -> Response:
     """The grades of one grade annotation as ndjson (one grade per line, in class order)."""
     user = current_user(request)

@@ -329,7 +329,12 @@ def agreement_json(
     return JSONResponse(_agreement(request, campaign_id, run, lab))
 
 
-@router.get("/campaigns/{campaign_id:int}/agreement.csv", name="campaign_agreement_csv")
+@router.get(
+    "/campaigns/{campaign_id:int}/agreement.csv",
+    name="campaign_agreement_csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "Long-format CSV"}},
+)
 def agreement_csv_download(
     campaign_id: DbInt,
     request: Request,
@@ -348,7 +353,9 @@ def agreement_csv_download(
     )
 
 
-@router.get("/campaigns/{campaign_id:int}/agreement", name="campaign_agreement")
+@router.get(
+    "/campaigns/{campaign_id:int}/agreement", name="campaign_agreement", include_in_schema=False
+)
 def agreement_page(
     campaign_id: DbInt,
     request: Request,
@@ -387,7 +394,7 @@ def _script_json(data: dict[str, Any]) -> Markup:
     return Markup(text)  # escaped above
 
 
-@router.get("/campaigns/{campaign_id:int}/review", name="campaign_review")
+@router.get("/campaigns/{campaign_id:int}/review", name="campaign_review", include_in_schema=False)
 def review_page(
     campaign_id: DbInt, request: Request, item: DbInt | None = None, user: User = Reviewer
 ) -> Response:
@@ -426,7 +433,11 @@ def review_page(
     return render(request, "review.html", context)
 
 
-@router.post("/campaigns/{campaign_id:int}/review/{item_id:int}", name="campaign_settle")
+@router.post(  # the review page's script calls it: not the API
+    "/campaigns/{campaign_id:int}/review/{item_id:int}",
+    name="campaign_settle",
+    include_in_schema=False,
+)
 def settle_item(
     campaign_id: DbInt, item_id: DbInt, body: SettleIn, request: Request, user: User = Reviewer
 ) -> Response:
@@ -437,7 +448,9 @@ def settle_item(
     return JSONResponse({"ok": True, "item": row})
 
 
-@router.post("/campaigns/{campaign_id:int}/consensus", name="campaign_consensus")
+@router.post(
+    "/campaigns/{campaign_id:int}/consensus", name="campaign_consensus", include_in_schema=False
+)
 def recompute(campaign_id: DbInt, request: Request, user: User = Reviewer) -> Response:
     """Recompute and store the consensus from the current grades; answers the summary."""
     with portal_of(request).transaction() as session:

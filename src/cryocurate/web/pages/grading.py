@@ -27,7 +27,7 @@ from cryocurate.web.auth import csrf_token, require_user
 from cryocurate.web.deps import DbInt, portal_of
 from cryocurate.web.pages.render import render
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # pages, not the API
 
 
 def _script_json(data: dict[str, Any]) -> Markup:

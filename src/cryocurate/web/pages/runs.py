@@ -18,7 +18,7 @@ from cryocurate.grading.annotations import grade_annotations_of_run
 from cryocurate.web.deps import DbInt, PortalDep
 from cryocurate.web.pages.render import render
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # pages, not the API
 
 
 @router.get("/runs/{run_id:int}.json", include_in_schema=False)

@@ -235,14 +235,14 @@ def _viewer(request: Request, **which: int) -> Response:
 
 
 @router.get("/runs/{run_id:int}/view.json", include_in_schema=False)
-@router.get("/runs/{run_id:int}/view", name="run_viewer")
+@router.get("/runs/{run_id:int}/view", name="run_viewer", include_in_schema=False)
 def run_viewer(run_id: DbInt, request: Request) -> Response:
     """The viewer on a run's default tomogram."""
     return _viewer(request, run_id=run_id)
 
 
 @router.get("/tomograms/{tomogram_id:int}/view.json", include_in_schema=False)
-@router.get("/tomograms/{tomogram_id:int}/view", name="tomogram_viewer")
+@router.get("/tomograms/{tomogram_id:int}/view", name="tomogram_viewer", include_in_schema=False)
 def tomogram_viewer(tomogram_id: DbInt, request: Request) -> Response:
     """The viewer on one tomogram."""
     return _viewer(request, tomogram_id=tomogram_id)
@@ -251,7 +251,12 @@ def tomogram_viewer(tomogram_id: DbInt, request: Request) -> Response:
 # ── data endpoints ──────────────────────────────────────────────────────────────────────────
 
 
-@router.get("/tomograms/{tomogram_id:int}/slice.png", name="tomogram_slice")
+@router.get(
+    "/tomograms/{tomogram_id:int}/slice.png",
+    name="tomogram_slice",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The slice as a PNG"}},
+)
 def tomogram_slice(
     tomogram_id: DbInt,
     request: Request,
@@ -318,13 +323,18 @@ def annotation_points(
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 
-@router.get("/annotations/{annotation_id:int}/outline.png", name="annotation_outline")
+@router.get(
+    "/annotations/{annotation_id:int}/outline.png",
+    name="annotation_outline",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The outline as a PNG"}},
+)
 def annotation_outline(
     annotation_id: DbInt,
     request: Request,
     z: Annotated[int, Query(ge=0)],
     level: Annotated[int, Query(ge=0, le=16)] = 0,
-    colour: str = "ff4fd8",
+    colour: Annotated[str, Query(pattern="^#?[0-9a-fA-F]{6}$")] = "ff4fd8",
 ) -> Response:
     """The outline of a segmentation mask on one slice, as a transparent PNG."""
     match = _HEX.match(colour)
