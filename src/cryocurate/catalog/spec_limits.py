@@ -39,8 +39,7 @@ MAX_DEPTH = 32
 _LISTS = ("_in", "_nin")
 _FIELD_OPERATORS = frozenset(
     ("_eq", "_neq", "_gt", "_gte", "_lt", "_lte", "_in", "_nin", "_like", "_ilike", "_contains")
-    + ("_is_null",)
-)
+) | {"_is_null"}
 
 
 def check_spec(spec: Any) -> None:
