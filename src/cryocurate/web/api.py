@@ -29,7 +29,7 @@ from pydantic import Field as PField
 from cryocurate.catalog import filters
 from cryocurate.catalog.filters import DB_INT_MAX, ENTITIES, Entity, Search
 from cryocurate.errors import NotFoundError
-from cryocurate.web.deps import DbInt, JsonInt, portal_of
+from cryocurate.web.deps import JSON_INT_MAX, DbInt, JsonInt, portal_of
 
 PREFIX = "/api/v1"
 DEFAULT_LIMIT = 100
@@ -74,7 +74,7 @@ class QueryBody(BaseModel):
         None, description='["-id", "title"] or [{"id": "desc"}]'
     )
     limit: JsonInt = PField(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT)
-    offset: JsonInt = PField(0, ge=0)
+    offset: JsonInt = PField(0, ge=0, le=JSON_INT_MAX)
     include: list[str] = PField(default_factory=list, description='["runs", "dataset.id"]')
     count: bool = PField(
         True, strict=True, description="false: skip counting all matches (total is null)"

@@ -49,6 +49,11 @@ def _json_number_only(value: object) -> object:
     return value
 
 
-JsonInt = Annotated[DbInt, BeforeValidator(_json_number_only)]
-"""A :data:`DbInt` from a JSON body: an integer (``576`` or ``576.0``, as JSON Schema counts
-integers), never ``true`` or ``"576"`` (pydantic's lax ints would take both)."""
+JsonInt = Annotated[int, BeforeValidator(_json_number_only)]
+"""An integer from a JSON body: ``576`` or ``576.0`` (JSON Schema counts both as integers),
+never ``true`` or ``"576"`` (pydantic's lax ints would take both). Give it bounds where it is
+used, within :data:`JSON_INT_MAX`."""
+
+JSON_INT_MAX = 2**53
+"""The largest integer a JSON body may carry: every number up to it is exact as a float too
+(JavaScript's safe range), so ``9007199254740992.0`` cannot round past a database's range."""

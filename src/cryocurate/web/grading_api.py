@@ -26,7 +26,7 @@ from cryocurate.grading.items import class_image_url
 from cryocurate.grading.progress import my_progress
 from cryocurate.grading.queue import positions, run_items
 from cryocurate.web.auth import require_user
-from cryocurate.web.deps import DbInt, JsonInt, portal_of
+from cryocurate.web.deps import JSON_INT_MAX, DbInt, JsonInt, portal_of
 from cryocurate.web.pages.render import jsonable
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["grading"])
@@ -39,7 +39,7 @@ class GradeIn(BaseModel):
     of the scale, never longer than a few characters."""
 
     request_id: str = Field(min_length=8, max_length=64)
-    item_id: JsonInt
+    item_id: JsonInt = Field(ge=0, le=JSON_INT_MAX)
     grade: Annotated[str, Field(max_length=16)] | Annotated[int, Field(strict=True)] | None = None
     repeat: bool = Field(False, strict=True)
     given_at: dt.datetime | None = None
