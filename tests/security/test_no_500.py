@@ -133,3 +133,30 @@ def test_admin_forms_with_ids_past_the_range(world) -> None:
         headers=HTML,
     )
     assert r.status_code == 400 and "cryocurate portal" in r.text
+
+
+def test_the_boundary_answers_middleware_errors_with_their_headers(world) -> None:
+    from starlette.requests import Request
+
+    from cryocurate.errors import AuthenticationError, TooManyRequestsError
+    from cryocurate.web.errors import answer
+
+    def request(path: str, accept: str, method: str = "GET") -> Request:
+        headers = [(b"accept", accept.encode()), (b"host", b"portal")]
+        scope = {"type": "http", "method": method, "path": path, "query_string": b"a=1",
+                 "headers": headers, "app": world["app"], "scheme": "http",
+                 "server": ("portal", 80)}  # fmt: skip
+        return Request(scope)
+
+    slow_down = TooManyRequestsError("too many log-in attempts", retry_after=42)
+    api = answer(request("/api/v1/runs", "*/*"), slow_down)
+    assert api.status_code == 429 and api.headers["retry-after"] == "42"
+    page = answer(request("/login", "text/html", "POST"), slow_down)
+    assert page.status_code == 429 and page.headers["retry-after"] == "42"
+    assert page.media_type == "text/html"
+    login = answer(request("/campaigns", "text/html"), AuthenticationError("log in first"))
+    assert (
+        login.status_code == 303 and login.headers["location"] == "/login?next=%2Fcampaigns%3Fa%3D1"
+    )
+    script = answer(request("/campaigns", "application/json"), AuthenticationError("log in"))
+    assert script.status_code == 401 and script.headers["www-authenticate"] == "Bearer"

@@ -19,18 +19,16 @@ import os
 from typing import Any
 
 import pytest
+import schemathesis  # the test extra: a missing install is an error, never a skip
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import checks as st_checks
+from schemathesis.generation import GenerationMode
 
-schemathesis = pytest.importorskip("schemathesis")  # the test extra; CI installs it
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis.errors import Unsatisfiable  # noqa: E402
-from schemathesis import checks as st_checks  # noqa: E402
-from schemathesis.generation import GenerationMode  # noqa: E402
-
-from cryocurate import accounts  # noqa: E402
-from cryocurate.demo import build_demo  # noqa: E402
-from cryocurate.portal import Portal  # noqa: E402
-from cryocurate.web.app import create_app  # noqa: E402
+from cryocurate import accounts
+from cryocurate.demo import build_demo
+from cryocurate.portal import Portal
+from cryocurate.web.app import create_app
 
 EXAMPLES = int(os.environ.get("CRYOCURATE_SCHEMATHESIS_EXAMPLES", "10"))
 CHECKS = [
