@@ -121,6 +121,13 @@ def _ways_back(request: Request, status: int) -> list[dict[str, str]]:
     return links
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
 def _target(request: Request) -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
@@ -141,7 +148,7 @@ def respond(
         return JSONResponse(body, status_code=status, headers=headers)
     context = {
         "status": status,
-        "title": _TITLES.get(status) or HTTPStatus(status).phrase,
+        "title": _TITLES.get(status) or _phrase(status),
         "message": message,
         "links": _ways_back(request, status),
         "version": __version__,
@@ -210,7 +217,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
         detail = f"nothing at {request.url.path}"
     elif status == 405 and detail in (None, "Method Not Allowed"):
         detail = f"{request.method} is not allowed on {request.url.path}"
-    return respond(request, status, detail or HTTPStatus(status).phrase, dict(exc.headers or {}))
+    return respond(request, status, detail or _phrase(status), dict(exc.headers or {}))
 
 
 class LastResort:
