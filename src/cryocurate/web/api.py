@@ -119,10 +119,10 @@ def _describe(ent: Entity) -> str:
 
 
 def _terms(names: list[str]) -> Any:
-    """A string of comma-separated ``names``: the pattern is documented in the spec, not
+    """A string of comma-separated ``names`` (or none): the pattern is documented in the spec, not
     checked by pydantic, so a wrong name gets the server's own line (the valid names)."""
     one = "|".join(re.escape(n) for n in names) or "(?!)"
-    return Annotated[str, PField(json_schema_extra={"pattern": f"^({one})(,({one}))*$"})]
+    return Annotated[str, PField(json_schema_extra={"pattern": f"^(({one})(,({one}))*)?$"})]
 
 
 def _order_names(ent: Entity) -> list[str]:

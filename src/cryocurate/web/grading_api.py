@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from cryocurate import accounts, grading
+from cryocurate.accounts.users import EMAIL
 from cryocurate.catalog.filters import DB_INT_MAX
 from cryocurate.catalog.models import Campaign, User
 from cryocurate.errors import NotFoundError
@@ -31,6 +32,12 @@ from cryocurate.web.pages.render import jsonable
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["grading"])
 MAX_BATCH = 100
+# Whose grades: an email (documented as the accounts module checks it).
+LabellerQuery = Query(
+    None,
+    description="a labeller's email",
+    json_schema_extra={"pattern": EMAIL.pattern, "maxLength": 320},
+)
 
 
 class GradeIn(BaseModel):
@@ -205,7 +212,7 @@ def _visible(session: Any, campaign: Campaign, user: User) -> None:
 def get_grades(
     campaign_id: DbInt,
     request: Request,
-    labeller: str | None = None,
+    labeller: str | None = LabellerQuery,
     user: User = Depends(require_user),
 ) -> Response:
     """Current grades: a labeller's own; reviewers and admins everyone's (or ``labeller``'s)."""
@@ -225,7 +232,7 @@ def item_history(
     campaign_id: DbInt,
     item_id: DbInt,
     request: Request,
-    labeller: str | None = None,
+    labeller: str | None = LabellerQuery,
     user: User = Depends(require_user),
 ) -> Response:
     """Every grade and skip one labeller gave one item (a labeller: their own)."""
