@@ -9,7 +9,7 @@
     │   ├── NotAJobError            a folder holds no 2D classification job we recognise
     │   ├── InconsistentJobError    the files of one job disagree with each other
     │   ├── UnsafePathError         a name or path from input would leave its folder
-    │   └── TooLargeError           a request body or query is larger than allowed          413
+    │   └── TooLargeError           a request body is larger than its route allows          413
     ├── NotFoundError               a catalog entity (dataset, run…) does not exist          404
     │   └── ForbiddenError          …or exists, but this user may not see or do it         403
     ├── AuthenticationError         log in first (or the credentials are wrong)             401
@@ -84,7 +84,9 @@ class UnsafePathError(InputError):
 
 
 class TooLargeError(InputError):
-    """A request body, query or filter is larger than the portal accepts."""
+    """A request body is larger than the portal accepts for its route (web/limits.py). A
+    filter too wide or too deep to run is a plain InputError (400): it is refused for its
+    shape, whatever the size of the body that carried it (catalog/spec_limits.py)."""
 
     http_status = 413
 

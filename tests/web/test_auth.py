@@ -305,7 +305,8 @@ def test_public_by_default_private_when_set(tmp_path):
     r = c.get("/api/v1/datasets")
     assert r.status_code == 401 and r.json()["error"] == "this portal is private: log in first"
     assert c.post("/api/v1/datasets/query", json={}).status_code == 401
-    assert c.get("/data/anything").status_code == 303
+    assert c.get("/data/anything", headers={"Accept": "text/html"}).status_code == 303
+    assert c.get("/data/anything").status_code == 401  # a script's download: the envelope
     assert c.get("/login").status_code == 200 and c.get("/static/portal.css").status_code == 200
     log_in(c, USERS["labeller"])
     assert c.get("/").status_code == 200 and c.get("/api/v1/datasets").status_code == 200

@@ -220,9 +220,9 @@ def test_zip_is_valid_stored_and_byte_identical(served, name):
 def test_zip_and_manifest_errors(served):
     client, _ = served
     assert client.get("/download/dataset/999.zip").status_code == 404
-    assert client.get("/download/run/999.zip").json()["detail"] == "no run 999"
-    assert client.get("/download/frames/1.zip").status_code == 422
-    assert client.get("/download/dataset/10000.zip?layout=v3").status_code == 422
+    assert client.get("/download/run/999.zip").json()["error"] == "no run 999"
+    assert client.get("/download/frames/1.zip").status_code == 400
+    assert client.get("/download/dataset/10000.zip?layout=v3").status_code == 400
 
 
 def test_manifest_lists_urls_and_rewritten_content(served):

@@ -93,7 +93,7 @@ def test_bad_grades_in_a_batch_do_not_hold_back_the_others(setup):
     assert statuses == ["error", "error", "stored"]
     assert "not a grade" in results.json()["results"][0]["error"]
     malformed = c.post(f"/api/v1/campaigns/{cid}/grades", json={"grades": []}, headers=headers)
-    assert malformed.status_code == 422
+    assert malformed.status_code == 400
 
 
 def test_who_sees_what(setup):

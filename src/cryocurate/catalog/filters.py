@@ -39,6 +39,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from cryocurate.catalog import models as m
+from cryocurate.catalog.spec_limits import check_spec
 from cryocurate.errors import InputError
 
 # The entities the API, the client and the pages may see, in the portal's order. Explicit, so a
@@ -243,6 +244,17 @@ def _to_bool(value: Any) -> bool:
     raise ValueError("expected true or false")
 
 
+DB_INT_MIN, DB_INT_MAX = -(2**63), 2**63 - 1  # what SQLite's INTEGER (and PostgreSQL's BIGINT) hold
+
+
+def _db_int(value: int) -> int:
+    """``value`` if a database integer can hold it: Python's ints have no bound, and SQLite
+    fails on a bigger one (OverflowError) instead of comparing."""
+    if not DB_INT_MIN <= value <= DB_INT_MAX:
+        raise ValueError(f"out of range: integers go from {DB_INT_MIN} to {DB_INT_MAX}")
+    return value
+
+
 def coerce(field: Field, value: Any, label: str = "") -> Any:
     """``value`` as a Python value of ``field``'s column type (None stays None); ``label``
     names the field in errors (``runs.name``)."""
@@ -256,9 +268,9 @@ def coerce(field: Field, value: Any, label: str = "") -> Any:
             raise ValueError(f"true/false is not a {field.kind}")
         if field.kind == "int":
             if isinstance(value, float) and value.is_integer():
-                return int(value)
+                return _db_int(int(value))
             if isinstance(value, int | str):
-                return int(value)
+                return _db_int(int(value))
         elif field.kind == "float":
             if isinstance(value, int | float | str):
                 return float(value)
@@ -344,7 +356,13 @@ def where(
     ent: Entity, spec: Any, path: str = "", guards: Guards | None = None
 ) -> ColumnElement[bool]:
     """The SQL condition for ``spec`` on ``ent`` (``path`` names the nesting, for errors;
-    ``guards`` restrict the related rows a relationship filter may match)."""
+    ``guards`` restrict the related rows a relationship filter may match); a spec past the
+    bounds of :mod:`~cryocurate.catalog.spec_limits` is refused first."""
+    check_spec(spec)
+    return _where(ent, spec, path, guards)
+
+
+def _where(ent: Entity, spec: Any, path: str, guards: Guards | None) -> ColumnElement[bool]:
     if spec is None:
         return true()
     if not isinstance(spec, Mapping):
@@ -356,13 +374,13 @@ def where(
         if key in ("_and", "_or"):
             if not isinstance(value, list):
                 raise InputError(f"{path}{key}: expected a list of filter objects")
-            parts = [where(ent, part, path, guards) for part in value]
+            parts = [_where(ent, part, path, guards) for part in value]
             if key == "_and":
                 clauses.append(and_(true(), *parts))
             else:
                 clauses.append(or_(false(), *parts))
         elif key == "_not":
-            clauses.append(not_(where(ent, value, path, guards)))
+            clauses.append(not_(_where(ent, value, path, guards)))
         elif key in ent.links:
             link = ent.links[key]
             if not isinstance(value, Mapping) or any(op in OPERATORS for op in value):
@@ -371,7 +389,7 @@ def where(
                     f"{path + key!r} is a relationship, not a field: filter on its fields "
                     f"({', '.join(target.fields)}), e.g. {{{key!r}: {{'id': {{'_eq': 1}}}}}}"
                 )
-            inner = where(ENTITIES[link.target], value, f"{path}{key}.", guards)
+            inner = _where(ENTITIES[link.target], value, f"{path}{key}.", guards)
             guard = (guards or {}).get(link.target)
             clauses.append(_related(link, inner if guard is None else and_(inner, guard)))
         elif key.startswith("_"):
@@ -576,6 +594,8 @@ class Search:
     ) -> Search:
         if (limit is not None and limit < 0) or offset < 0:
             raise InputError("limit and offset must not be negative")
+        if (limit is not None and limit > DB_INT_MAX) or offset > DB_INT_MAX:
+            raise InputError(f"limit and offset must be at most {DB_INT_MAX}")
         condition = where(ent, where_spec, guards=guards)
         guard = (guards or {}).get(ent.plural)
         if guard is not None:

@@ -19,7 +19,6 @@ annotated object's name.
 from __future__ import annotations
 
 import re
-import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,17 +43,18 @@ _DATASETS = entity("datasets")
 # The query: what the filter panel and the search bar ask for, read from / written to a URL.
 
 
+# A "double-quoted phrase" (its closing quote optional) or a run of non-blank characters.
+_TERM = re.compile(r'"([^"]*)"?|(\S+)')
+
+
 def search_terms(text: str) -> list[str]:
     """``ribosome "cell wall" lamella`` → ``["ribosome", "cell wall", "lamella"]`` (an unclosed
-    quote is read as if closed; blank terms dropped)."""
-    text = text.strip()
-    if not text:
-        return []
-    try:
-        parts = shlex.split(text, posix=True)
-    except ValueError:  # an unclosed quote
-        parts = shlex.split(text + '"', posix=True)
-    return [" ".join(p.split()) for p in parts if p.strip()]
+    quote is read as if closed; blank terms dropped).
+
+    Only double quotes group words: an apostrophe is a letter (``O'Brien``, ``5' end``), so a
+    search for a name never fails on an unbalanced quote (shell-style splitting did: a 500)."""
+    terms = (m.group(1) if m.group(1) is not None else m.group(2) for m in _TERM.finditer(text))
+    return [" ".join(t.split()) for t in terms if t and t.strip()]
 
 
 def _floats(value: str | None) -> float | None:

@@ -11,83 +11,34 @@ sortable and documented in ``/openapi.json`` without touching this file. Per ent
 
 Lists answer ``{"items": [...], "total": N, "limit": L, "offset": O}``; errors answer one
 envelope ``{"ok": false, "error": "...", "status": 400}``. ``include=rel`` (or ``rel.id``)
-embeds related rows (or their ids), one query per relationship per page.
+embeds related rows (or their ids), one query per relationship per page. Views raise errors from
+the tree; the web's error boundary (:mod:`cryocurate.web.errors`) answers them in the envelope.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic import Field as PField
 
 from cryocurate.catalog import filters
-from cryocurate.catalog.filters import ENTITIES, Entity, Search
-from cryocurate.errors import CryocurateError, NotFoundError
+from cryocurate.catalog.filters import DB_INT_MAX, ENTITIES, Entity, Search
+from cryocurate.errors import NotFoundError
 from cryocurate.grading import access
 from cryocurate.web.auth import current_user
-from cryocurate.web.deps import portal_of
+from cryocurate.web.deps import JSON_INT_MAX, DbInt, JsonInt, portal_of
 
 PREFIX = "/api/v1"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
-def error_response(message: str, status: int) -> JSONResponse:
-    """The API's one error shape."""
-    return JSONResponse({"ok": False, "error": message, "status": status}, status_code=status)
-
-
-def status_for(err: CryocurateError) -> int:
-    """The HTTP status of one of our errors (each class of the tree says its own)."""
-    return err.http_status
-
-
-class ErrorEnvelopeRoute(APIRoute):
-    """Turns our errors into the envelope, for the routes of a JSON router (the pages keep
-    their own error handling): views raise, and never build error responses themselves."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except CryocurateError as err:
-                return error_response(str(err), status_for(err))
-
-        return route
-
-
-class _EnvelopeRoute(ErrorEnvelopeRoute):
-    """The catalog API's routes also answer request-validation errors in the envelope (400)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as err:
-                problems = [f"{_where(e['loc'])}: {e['msg']}" for e in err.errors()]
-                return error_response("; ".join(problems), 400)
-
-        return route
-
-
-def _where(loc: Sequence[Any]) -> str:
-    """``("query", "limit")`` → ``limit``; ``("body", 12)`` (a JSON syntax error) → ``body``."""
-    names = [str(part) for part in loc[1:] if isinstance(part, str)]
-    return ".".join(names) or str(loc[0])
-
-
-router = APIRouter(prefix=PREFIX, route_class=_EnvelopeRoute)
+router = APIRouter(prefix=PREFIX)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -113,7 +64,8 @@ def _row_model(ent: Entity) -> type[BaseModel]:
 
 
 class QueryBody(BaseModel):
-    """The JSON form of a search (``POST /api/v1/<plural>/query``)."""
+    """The JSON form of a search (``POST /api/v1/<plural>/query``). Numbers and booleans as
+    JSON has them: ``"offset": false`` or ``"limit": "10"`` is refused, not coerced."""
 
     where: dict[str, Any] = PField(
         default_factory=dict,
@@ -123,10 +75,12 @@ class QueryBody(BaseModel):
     order_by: list[str | dict[str, str]] | str | None = PField(
         None, description='["-id", "title"] or [{"id": "desc"}]'
     )
-    limit: int = PField(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT)
-    offset: int = PField(0, ge=0)
+    limit: JsonInt = PField(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT)
+    offset: JsonInt = PField(0, ge=0, le=JSON_INT_MAX)
     include: list[str] = PField(default_factory=list, description='["runs", "dataset.id"]')
-    count: bool = PField(True, description="false: skip counting all matches (total is null)")
+    count: bool = PField(
+        True, strict=True, description="false: skip counting all matches (total is null)"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,8 +121,49 @@ def _describe(ent: Entity) -> str:
     return f"{_FLAT_DOC}\n\n**Fields:** {fields}.\n\n**Relationships:** {links}."
 
 
+def _terms(names: list[str]) -> Any:
+    """A string of comma-separated ``names`` (or none): the pattern is documented in the spec, not
+    checked by pydantic, so a wrong name gets the server's own line (the valid names)."""
+    one = "|".join(re.escape(n) for n in names) or "(?!)"
+    return Annotated[str, PField(json_schema_extra={"pattern": f"^(({one})(,({one}))*)?$"})]
+
+
+def _order_names(ent: Entity) -> list[str]:
+    names = [f.name for f in ent.fields.values() if f.kind != "json"]
+    return names + [f"-{n}" for n in names]
+
+
+def _include_names(ent: Entity) -> list[str]:
+    return [n for link in ent.links for n in (link, f"{link}.id")]
+
+
 def _add_routes(ent: Entity) -> None:
     row = _row_model(ent)
+    order_term = _terms(_order_names(ent))
+    include_term = _terms(_include_names(ent))
+    fields = [n for n in _order_names(ent) if not n.startswith("-")]
+    order_pair = Annotated[  # {field: "asc" | "desc"}: documented, checked by the server
+        dict[str, str],
+        PField(
+            json_schema_extra={
+                "propertyNames": {"enum": fields},
+                "additionalProperties": {"enum": ["asc", "desc"]},
+                "minProperties": 1,
+                "maxProperties": 1,
+            }
+        ),
+    ]
+    body_model = create_model(
+        f"{ent.name}Query",
+        __base__=QueryBody,
+        order_by=(
+            list[order_term | order_pair]  # type: ignore[valid-type]
+            | order_term  # type: ignore[valid-type]
+            | None,
+            PField(None, description='["-id", "title"]'),
+        ),
+        include=(list[include_term], PField(default_factory=list)),  # type: ignore[valid-type]
+    )
     page = create_model(
         f"{ent.name}Page", items=(list[row], ...), total=(int | None, ...), limit=(int, ...),  # type: ignore[valid-type]
         offset=(int, ...),
@@ -178,7 +173,7 @@ def _add_routes(ent: Entity) -> None:
     def list_rows(
         request: Request,
         limit: int = Query(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=DB_INT_MAX),
         order_by: list[str] = Query([], description="e.g. -id,title"),
         include: list[str] = Query([], description="related rows (rel) or ids (rel.id)"),
         count: bool = Query(
@@ -202,7 +197,7 @@ def _add_routes(ent: Entity) -> None:
 
     def get_row(
         request: Request,
-        ident: int,
+        ident: DbInt,
         include: list[str] = Query([], description="related rows (rel) or ids (rel.id)"),
     ) -> JSONResponse:
         guards = access.annotation_guards(current_user(request))
@@ -216,6 +211,11 @@ def _add_routes(ent: Entity) -> None:
             filters.attach_related(session, items, includes, guards)
         return JSONResponse(items[0])
 
+    # The documented forms of the parameters, per entity (field and relationship names). Set
+    # here, as objects: the module's annotations are strings that name no local type.
+    list_rows.__annotations__.update(order_by=list[order_term], include=list[include_term])
+    get_row.__annotations__.update(include=list[include_term])
+    query_rows.__annotations__.update(body=body_model)
     router.add_api_route(
         f"/{ent.plural}", list_rows, methods=["GET"], response_model=page, tags=tag,
         summary=f"Search {ent.plural}", description=_describe(ent),

@@ -21,10 +21,12 @@ from cryocurate.portal import Portal
 from cryocurate.web.api import router as api_router
 from cryocurate.web.auth import install as install_auth
 from cryocurate.web.docs import router as docs_router
+from cryocurate.web.errors import install as install_errors
 from cryocurate.web.files import router as files_router
 from cryocurate.web.grade_files import router as grade_files_router
 from cryocurate.web.grading_api import router as grading_api_router
 from cryocurate.web.headers import SecurityHeaders
+from cryocurate.web.limits import BodyLimit
 from cryocurate.web.pages.accounts import router as accounts_router
 from cryocurate.web.pages.browse import router as browse_router
 from cryocurate.web.pages.campaign_admin import router as campaign_admin_router
@@ -47,7 +49,10 @@ def create_app(root: str | os.PathLike[str]) -> FastAPI:
     app.state.portal = portal
     install_auth(app)  # sessions, API tokens, CSRF, private mode
     app.add_middleware(ServerTiming)
-    app.add_middleware(SecurityHeaders)  # last added, outermost: every response has them
+    app.add_middleware(BodyLimit)  # outside auth, which reads form bodies for their CSRF token
+    install_errors(app)  # its last-resort middleware wraps all of the above
+    app.add_middleware(SecurityHeaders)  # last added, outermost: every response has them,
+    # the last resort's 500 included
 
     app.include_router(accounts_router)  # /login, /logout, /me, /invite/…, /admin/users
     app.include_router(api_router)

@@ -30,20 +30,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
 from cryocurate import accounts
 from cryocurate.accounts.crypto import new_token, same_secret
 from cryocurate.catalog.models import Role, User
-from cryocurate.errors import AuthenticationError, CryocurateError, ForbiddenError
+from cryocurate.errors import AuthenticationError, ForbiddenError
 from cryocurate.portal import Portal
+from cryocurate.web import errors as web_errors
 from cryocurate.web.deps import portal_of
-from cryocurate.web.pages.render import render, wants_json
 
 SESSION_COOKIE = "cryocurate_session"
 PRESESSION_COOKIE = "cryocurate_csrf"  # anonymous forms (login, invite): double submit
@@ -212,37 +211,11 @@ def set_cookie(
 # The middleware
 
 
-def problem_response(
-    request: Request, status: int, message: str, headers: dict[str, str] | None = None
-) -> Response:
-    """How an authentication (401) or permission (403) problem is answered: a page GET that
-    needs a login is sent to the login page (and back afterwards); scripts and ``/api/`` get
-    the JSON envelope; a browser's form gets the login page with the message.
-
-    The middleware answers with it directly (it runs outside the app's exception handlers);
-    :func:`install` also registers it for :class:`AuthenticationError` and
-    :class:`ForbiddenError` raised by the dependencies, until the app-wide error boundary
-    (``web/errors.py``) answers those itself."""
-    if status == 401 and request.method == "GET" and not _json_client(request):
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-    if _json_client(request):
-        body = {"ok": False, "error": message, "status": status}
-        return JSONResponse(body, status, headers=headers)
-    user = current_user(request)
-    context = {
-        "user": {"email": user.email, "role": user.role.value} if user else None,
-        "csrf_token": csrf_token(request),
-        "next": "/",
-        "error": message,
-    }
-    page = render(request, "login.html", context, status)
-    page.headers.update(headers or {})
-    return ensure_presession(request, page)
-
-
-def _json_client(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/me" or wants_json(request)
+def _problem_response(scope: Scope, status: int, message: str) -> Response:
+    """The middleware's refusals (private portal, CSRF) answered by the web's error boundary
+    (the middleware runs outside the app's exception handlers, so it asks for the answer)."""
+    error = AuthenticationError(message) if status == 401 else ForbiddenError(message)
+    return web_errors.answer(Request(scope), error)
 
 
 class AuthMiddleware:
@@ -273,7 +246,7 @@ class AuthMiddleware:
             and ident.user is None
             and not scope["path"].startswith(OPEN_PREFIXES)
         ):
-            await problem_response(request, 401, "this portal is private: log in first")(
+            await _problem_response(scope, 401, "this portal is private: log in first")(
                 scope, receive, send
             )
             return
@@ -281,7 +254,7 @@ class AuthMiddleware:
             receive, sent = await _csrf_from_request(scope, receive)
             expected = accounts.csrf_token_for(ident.session_token or "")
             if not csrf_ok(expected, sent):
-                await problem_response(Request(scope), 403, CSRF_REFUSED)(scope, receive, send)
+                await _problem_response(scope, 403, CSRF_REFUSED)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -325,13 +298,7 @@ async def _csrf_from_request(scope: Scope, receive: Receive) -> tuple[Receive, s
 # Installing
 
 
-async def _auth_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CryocurateError)
-    return problem_response(request, exc.http_status, str(exc))
-
-
 def install(app: FastAPI) -> None:
-    """Add the auth middleware and the answer to its dependencies' refusals."""
+    """Add the auth middleware (its dependencies' refusals, AuthenticationError and
+    ForbiddenError, are answered by the app's error boundary, :mod:`cryocurate.web.errors`)."""
     app.add_middleware(AuthMiddleware)
-    app.add_exception_handler(AuthenticationError, _auth_error)
-    app.add_exception_handler(ForbiddenError, _auth_error)

@@ -39,14 +39,14 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.types import Send
 
-from cryocurate.errors import ConflictError, CryocurateError, InputError, NotFoundError
+from cryocurate.errors import CryocurateError, NotFoundError
 from cryocurate.store import layouts
 from cryocurate.transfer.download import Kind, Listing, list_entity, zip_archive, zip_blocks
-from cryocurate.web.deps import portal_of
+from cryocurate.web.deps import DbInt, portal_of
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -132,14 +132,24 @@ def _not_modified(request: Request, response: FileResponse, st: os.stat_result) 
 # One function answers both prefixes: /files/ is the API's name for the tree, /data/ the one
 # the pages' image URLs have always used. Two routes with one body, so no rule can differ.
 @router.head("/files/{path:path}", include_in_schema=False)
-@router.get("/files/{path:path}", name="data_file")
+@router.get(
+    "/files/{path:path}",
+    name="data_file",
+    response_class=Response,
+    responses={
+        200: {"content": {"*/*": {}}, "description": "The file, typed by its name"},
+        206: {"content": {"*/*": {}}, "description": "The requested range"},
+        304: {"description": "Not modified"},
+        416: {"description": "The range is not satisfiable"},
+    },
+)
 @router.head("/data/{path:path}", include_in_schema=False)
 @router.get("/data/{path:path}", name="data_tree_file", include_in_schema=False)
 def data_file(path: str, request: Request) -> Response:
     """One file of the data tree (Range requests supported)."""
     found = resolve_in_tree(portal_of(request).data_dir, path)
     if found is None:
-        raise HTTPException(status_code=404, detail="no such file")
+        raise NotFoundError("no such file")
     real, st = found
     response = _DataFileResponse(real, stat_result=st, media_type=media_type(real.name))
     if _not_modified(request, response, st):
@@ -152,12 +162,7 @@ LayoutQuery = Annotated[str, Query(pattern="^v[12]$", description="Folder layout
 
 
 def _listing(request: Request, kind: Kind, entity_id: int, layout: str) -> Listing:
-    try:
-        return list_entity(portal_of(request), kind, entity_id, layout)
-    except NotFoundError as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
-    except (InputError, ConflictError) as err:
-        raise HTTPException(status_code=400, detail=str(err)) from err
+    return list_entity(portal_of(request), kind, entity_id, layout)
 
 
 def _batches(pieces: Iterator[bytes], at_least: int = ZIP_BATCH) -> Iterator[bytes]:
@@ -232,9 +237,14 @@ class _ZipResponse(StreamingResponse):
 
 
 @router.head("/download/{kind}/{entity_id:int}.zip", include_in_schema=False)
-@router.get("/download/{kind}/{entity_id:int}.zip", name="download_zip")
+@router.get(
+    "/download/{kind}/{entity_id:int}.zip",
+    name="download_zip",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "The zip"}},
+)
 def download_zip(
-    kind: Kind, entity_id: int, request: Request, layout: LayoutQuery = "v1"
+    kind: Kind, entity_id: DbInt, request: Request, layout: LayoutQuery = "v1"
 ) -> Response:
     """A dataset, run, tomogram or annotation as a zip in layout v1 or v2 (HEAD: its size)."""
     listing = _listing(request, kind, entity_id, layout)
@@ -251,7 +261,7 @@ def download_zip(
 
 @router.get("/download/{kind}/{entity_id:int}.json", name="download_manifest")
 def download_manifest(
-    kind: Kind, entity_id: int, request: Request, layout: LayoutQuery = "v1"
+    kind: Kind, entity_id: DbInt, request: Request, layout: LayoutQuery = "v1"
 ) -> JSONResponse:
     """What the download holds: each file's path, size, and URL (or content, for metadata
     rewritten for the layout)."""

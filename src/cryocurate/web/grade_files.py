@@ -8,7 +8,8 @@ transaction so the file is one consistent moment.
 
 Who may read it: the labeller whose grades they are, reviewers and admins (a labeller never
 sees another labeller's grades, so nobody anchors on a colleague); anyone else logged in
-gets 403. An anonymous script gets 401; an anonymous browser is sent to the login page.
+gets 403. An anonymous script gets 401; an anonymous browser is sent to the login page. The
+refusals are errors of the tree, answered by the web's error boundary in the API's envelope.
 The campaign's consensus (no labeller) is for reviewers and admins while the campaign runs,
 and for everyone once it is closed (the rule is :mod:`cryocurate.grading.access`'s).
 
@@ -19,15 +20,16 @@ public data tree, this one answers per user.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
 
+from cryocurate.errors import AuthenticationError, ForbiddenError, NotFoundError
 from cryocurate.grading import access
 from cryocurate.grading.annotations import grade_annotation, grades_ndjson
 from cryocurate.portal import Portal
 from cryocurate.web.auth import current_user
+from cryocurate.web.deps import DbInt, PortalDep
 
 router = APIRouter()
 
@@ -46,29 +48,24 @@ def _chunks(portal: Portal, annotation_id: int) -> Iterator[bytes]:
             yield "".join(lines).encode()
 
 
-def _anonymous(request: Request) -> Response:
-    if "text/html" in request.headers.get("accept", ""):
-        target = quote(request.url.path, safe="")
-        return RedirectResponse(f"/login?next={target}", status_code=303)
-    return JSONResponse({"ok": False, "error": "log in first", "status": 401}, 401)
-
-
-@router.get("/download/annotation/{annotation_id:int}.ndjson", name="download_grades")
-def download_grades(annotation_id: int, request: Request) -> Response:
+@router.get(
+    "/download/annotation/{annotation_id:int}.ndjson",
+    name="download_grades",
+    response_class=Response,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One grade a line"}},
+)
+def download_grades(annotation_id: DbInt, request: Request, portal: PortalDep) -> Response:
     """The grades of one grade annotation as ndjson (one grade per line, in class order)."""
     user = current_user(request)
-    portal: Portal = request.app.state.portal
     with portal.transaction() as session:
         link = grade_annotation(session, annotation_id)
         if link is None:
-            raise HTTPException(
-                status_code=404, detail=f"annotation {annotation_id} holds no grades"
-            )
+            raise NotFoundError(f"annotation {annotation_id} holds no grades")
         allowed = access.sees_grade_annotation(user, link.user_id, link.campaign.closed)
     if not allowed and user is None:
-        return _anonymous(request)
+        raise AuthenticationError("log in first")
     if not allowed:
-        raise HTTPException(status_code=403, detail="these grades are their labeller's")
+        raise ForbiddenError("these grades are their labeller's")
     headers = {
         "Content-Disposition": f'attachment; filename="grades-annotation-{annotation_id}.ndjson"',
         "Cache-Control": "private, no-store",

@@ -3,45 +3,54 @@
 Every route needs a logged-in user (session cookie, or ``Authorization: Bearer`` token); the
 auth middleware has already refused state-changing session requests without the CSRF token.
 Views are thin over :mod:`cryocurate.grading`; who sees what is
-:mod:`cryocurate.grading.access`; their errors become the API's one error envelope
-(:class:`~cryocurate.web.api.ErrorEnvelopeRoute`). Grades are posted in batches (the page's
-outbox), each recorded in its own transaction so one bad grade never holds back the others.
+:mod:`cryocurate.grading.access`; their errors become the API's one error envelope at the web's
+error boundary (:mod:`cryocurate.web.errors`). Grades are posted in batches (the page's outbox),
+each recorded in its own transaction so one bad grade never holds back the others.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from cryocurate import grading
+from cryocurate.accounts.users import EMAIL
+from cryocurate.catalog.filters import DB_INT_MAX
 from cryocurate.catalog.models import Campaign, User
 from cryocurate.errors import NotFoundError
 from cryocurate.grading import access
 from cryocurate.grading.items import class_image_url
 from cryocurate.grading.progress import my_progress
 from cryocurate.grading.queue import positions, run_items
-from cryocurate.web.api import ErrorEnvelopeRoute
 from cryocurate.web.auth import require_user
-from cryocurate.web.deps import portal_of
+from cryocurate.web.deps import JSON_INT_MAX, DbInt, JsonInt, portal_of
 from cryocurate.web.pages.render import jsonable
 
-router = APIRouter(prefix="/api/v1/campaigns", tags=["grading"], route_class=ErrorEnvelopeRoute)
+router = APIRouter(prefix="/api/v1/campaigns", tags=["grading"])
 MAX_BATCH = 100
+# Whose grades: an email (documented as the accounts module checks it).
+LabellerQuery = Query(
+    None,
+    description="a labeller's email",
+    json_schema_extra={"pattern": EMAIL.pattern, "maxLength": 320},
+)
 
 
 class GradeIn(BaseModel):
-    """One keypress from the page's outbox (``grade`` null is a skip)."""
+    """One keypress from the page's outbox (``grade`` null is a skip). Numbers and booleans
+    are strict (``"repeat": "no"`` is refused, not read as true); a grade is a key or a value
+    of the scale, never longer than a few characters."""
 
     request_id: str = Field(min_length=8, max_length=64)
-    item_id: int
-    grade: str | int | None = None
-    repeat: bool = False
+    item_id: JsonInt = Field(ge=0, le=JSON_INT_MAX)
+    grade: Annotated[str, Field(max_length=16)] | Annotated[int, Field(strict=True)] | None = None
+    repeat: bool = Field(False, strict=True)
     given_at: dt.datetime | None = None
-    seconds_on_item: float | None = None
+    seconds_on_item: float | None = Field(None, allow_inf_nan=False)
 
 
 class GradesIn(BaseModel):
@@ -91,7 +100,7 @@ def _rubric_url(example: Any) -> str | None:
 
 @router.get("/{campaign_id:int}")
 def get_campaign(
-    campaign_id: int, request: Request, user: User = Depends(require_user)
+    campaign_id: DbInt, request: Request, user: User = Depends(require_user)
 ) -> Response:
     """The campaign as the grading page needs it: scale, rubric, runs, progress."""
     with portal_of(request).transaction() as session:
@@ -123,9 +132,9 @@ def get_campaign(
 
 @router.get("/{campaign_id:int}/queue")
 def queue(
-    campaign_id: int,
+    campaign_id: DbInt,
     request: Request,
-    start: int | None = Query(None, ge=0),
+    start: int | None = Query(None, ge=0, le=DB_INT_MAX),
     limit: int = Query(20, ge=1, le=200),
     user: User = Depends(require_user),
 ) -> Response:
@@ -151,7 +160,7 @@ def queue(
 
 @router.get("/{campaign_id:int}/runs/{run_id:int}/items")
 def grid_items(
-    campaign_id: int, run_id: int, request: Request, user: User = Depends(require_user)
+    campaign_id: DbInt, run_id: DbInt, request: Request, user: User = Depends(require_user)
 ) -> Response:
     """One run's items in class order, with the user's grades: the grid mode."""
     with portal_of(request).transaction() as session:
@@ -161,7 +170,7 @@ def grid_items(
 
 @router.post("/{campaign_id:int}/grades")
 def post_grades(
-    campaign_id: int, body: GradesIn, request: Request, user: User = Depends(require_user)
+    campaign_id: DbInt, body: GradesIn, request: Request, user: User = Depends(require_user)
 ) -> Response:
     """Record a batch of grades and skips for the user sending them (idempotent)."""
     portal = portal_of(request)
@@ -201,9 +210,9 @@ def _visible(session: Any, campaign: Campaign, user: User) -> None:
 
 @router.get("/{campaign_id:int}/grades")
 def get_grades(
-    campaign_id: int,
+    campaign_id: DbInt,
     request: Request,
-    labeller: str | None = None,
+    labeller: str | None = LabellerQuery,
     user: User = Depends(require_user),
 ) -> Response:
     """Current grades: a labeller's own; reviewers and admins everyone's (or ``labeller``'s)."""
@@ -217,10 +226,10 @@ def get_grades(
 
 @router.get("/{campaign_id:int}/items/{item_id:int}/history")
 def item_history(
-    campaign_id: int,
-    item_id: int,
+    campaign_id: DbInt,
+    item_id: DbInt,
     request: Request,
-    labeller: str | None = None,
+    labeller: str | None = LabellerQuery,
     user: User = Depends(require_user),
 ) -> Response:
     """Every grade and skip one labeller gave one item (a labeller: their own)."""
@@ -231,7 +240,7 @@ def item_history(
 
 
 @router.get("/{campaign_id:int}/progress")
-def progress(campaign_id: int, request: Request, user: User = Depends(require_user)) -> Response:
+def progress(campaign_id: DbInt, request: Request, user: User = Depends(require_user)) -> Response:
     """Progress toward the target per lab and run (per labeller: reviewers and admins)."""
     with portal_of(request).transaction() as session:
         campaign = access.visible_campaign(session, campaign_id, user)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from cryocurate.catalog.search import BrowseQuery, browse
-from cryocurate.errors import InputError
 from cryocurate.portal import Portal
+from cryocurate.web.deps import PortalDep
 from cryocurate.web.pages.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -52,12 +52,8 @@ def browse_context(portal: Portal, query: BrowseQuery) -> dict[str, Any]:
 @router.get("/", name="browse")
 @router.get("/.json")
 @router.get("/index.json")
-def browse_page(request: Request) -> Response:
-    portal: Portal = request.app.state.portal
-    try:
-        query = BrowseQuery.from_params(request.query_params.multi_items())
-    except InputError as err:
-        query = BrowseQuery()
-        context = browse_context(portal, query)
-        return render(request, "browse.html", {**context, "error": str(err)}, status_code=400)
+def browse_page(request: Request, portal: PortalDep) -> Response:
+    """A bad filter value is an InputError: the error boundary answers it (400, with a way
+    back), page or JSON alike."""
+    query = BrowseQuery.from_params(request.query_params.multi_items())
     return render(request, "browse.html", browse_context(portal, query))

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -43,20 +43,20 @@ from cryocurate.catalog.models import (
     TiltSeries,
     User,
 )
-from cryocurate.errors import CryocurateError, InputError, NotFoundError
+from cryocurate.errors import CryocurateError, InputError
 from cryocurate.grading import access
 from cryocurate.grading.campaigns import DEFAULT_REPEAT_SHARE, labeller_users
 from cryocurate.grading.items import class_image_url
 from cryocurate.grading.progress import NO_LAB
 from cryocurate.grading.scales import value_of
 from cryocurate.web.auth import csrf_token, require_role, require_user
-from cryocurate.web.deps import portal_of
+from cryocurate.web.deps import DbInt, portal_of
 from cryocurate.web.pages.render import render
 
 router = APIRouter(include_in_schema=False)
 
 AdminUser = Depends(require_role(Role.admin))
-IdList = Annotated[list[int], Form()]
+IdList = Annotated[list[DbInt], Form()]
 TextList = Annotated[list[str], Form()]
 
 
@@ -303,30 +303,25 @@ def _edit_context(session: Session, campaign_id: int) -> dict[str, Any]:
 def _edit_page(
     request: Request, admin: User, campaign_id: int, *, error: str | None = None, status: int = 200
 ) -> Response:
-    try:
-        with portal_of(request).transaction() as session:
-            context = _edit_context(session, campaign_id)
-    except NotFoundError as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
+    with portal_of(request).transaction() as session:
+        context = _edit_context(session, campaign_id)
     context.update(user=_me(admin), error=error, csrf_token=csrf_token(request))
     return render(request, "admin_campaign.html", context, status_code=status)
 
 
 @router.get("/admin/campaigns/{campaign_id:int}", name="admin_campaign")
-def admin_campaign(request: Request, campaign_id: int, admin: User = AdminUser) -> Response:
+def admin_campaign(request: Request, campaign_id: DbInt, admin: User = AdminUser) -> Response:
     return _edit_page(request, admin, campaign_id)
 
 
 def _edit(request: Request, admin: User, campaign_id: int, change: Any) -> Response:
     """Apply ``change(session, campaign)`` in one transaction; back to the edit page (303), or
-    the page with the error (400)."""
+    the page with the error (400). No such campaign is not the form's error: the boundary's 404."""
+    with portal_of(request).transaction() as session:
+        grading.get_campaign(session, campaign_id)
     try:
         with portal_of(request).transaction() as session:
-            try:
-                campaign = grading.get_campaign(session, campaign_id)
-            except NotFoundError as err:  # no such campaign: 404; anything else: the form's error
-                raise HTTPException(status_code=404, detail=str(err)) from err
-            change(session, campaign)
+            change(session, grading.get_campaign(session, campaign_id))
     except CryocurateError as err:
         return _edit_page(request, admin, campaign_id, error=str(err), status=400)
     return RedirectResponse(f"/admin/campaigns/{campaign_id}", status_code=303)
@@ -335,7 +330,7 @@ def _edit(request: Request, admin: User, campaign_id: int, change: Any) -> Respo
 @router.post("/admin/campaigns/{campaign_id:int}/descriptions")
 def admin_descriptions(
     request: Request,
-    campaign_id: int,
+    campaign_id: DbInt,
     admin: User = AdminUser,
     key: TextList = [],  # noqa: B006
     text: TextList = [],  # noqa: B006
@@ -355,7 +350,7 @@ def admin_descriptions(
 @router.post("/admin/campaigns/{campaign_id:int}/labellers")
 def admin_add_labellers(
     request: Request,
-    campaign_id: int,
+    campaign_id: DbInt,
     admin: User = AdminUser,
     labeller: TextList = [],  # noqa: B006
 ) -> Response:
@@ -370,7 +365,7 @@ def admin_add_labellers(
 @router.post("/admin/campaigns/{campaign_id:int}/runs")
 def admin_add_runs(
     request: Request,
-    campaign_id: int,
+    campaign_id: DbInt,
     admin: User = AdminUser,
     run: IdList = [],  # noqa: B006
 ) -> Response:
@@ -401,7 +396,7 @@ def _examples_of(campaign: Campaign, value: int) -> tuple[list[int], list[str | 
 @router.post("/admin/campaigns/{campaign_id:int}/rubric")
 def admin_add_examples(
     request: Request,
-    campaign_id: int,
+    campaign_id: DbInt,
     admin: User = AdminUser,
     grade: str = Form(""),
     item_ids: str = Form(""),
@@ -429,7 +424,7 @@ def admin_add_examples(
 
 @router.post("/admin/campaigns/{campaign_id:int}/rubric/remove")
 def admin_remove_example(
-    request: Request, campaign_id: int, admin: User = AdminUser, example_id: int = Form(0)
+    request: Request, campaign_id: DbInt, admin: User = AdminUser, example_id: int = Form(0)
 ) -> Response:
     def change(session: Session, campaign: Campaign) -> None:
         example = next((e for e in campaign.rubric_examples if e.id == example_id), None)
@@ -485,12 +480,9 @@ def overview_context(session: Session, campaign_id: int, viewer: User) -> dict[s
 @router.get("/campaigns/{campaign_id:int}/overview.json")
 @router.get("/campaigns/{campaign_id:int}/overview", name="campaign_overview")
 def campaign_overview(
-    request: Request, campaign_id: int, viewer: User = Depends(require_user)
+    request: Request, campaign_id: DbInt, viewer: User = Depends(require_user)
 ) -> Response:
-    try:
-        with portal_of(request).transaction() as session:
-            context = overview_context(session, campaign_id, viewer)
-    except NotFoundError as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
+    with portal_of(request).transaction() as session:
+        context = overview_context(session, campaign_id, viewer)
     context["user"] = context["viewer"]
     return render(request, "campaign_overview.html", context)

@@ -20,13 +20,12 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from markupsafe import Markup, escape
 from pydantic import BaseModel, Field
 
 from cryocurate.catalog.models import Role, User
-from cryocurate.errors import InputError, NotFoundError
 from cryocurate.grading import get_campaign
 from cryocurate.grading.campaign_agreement import (
     CampaignAgreement,
@@ -43,7 +42,7 @@ from cryocurate.grading.consensus_store import (
 )
 from cryocurate.grading.ratings import load_ratings
 from cryocurate.web.auth import csrf_token, require_role
-from cryocurate.web.deps import portal_of
+from cryocurate.web.deps import DbInt, portal_of
 from cryocurate.web.pages.render import render, wants_json
 
 router = APIRouter()
@@ -301,12 +300,9 @@ def _report(
     """The report of the chosen scope (404 for a campaign, run or lab that is not there) and,
     when asked, α per run and lab to choose from."""
     with portal_of(request).transaction() as session:
-        try:
-            campaign = get_campaign(session, campaign_id)
-            ratings = load_ratings(session, campaign)
-            result = campaign_agreement(session, campaign, run_id=run, lab=lab, ratings=ratings)
-        except NotFoundError as err:
-            raise HTTPException(status_code=404, detail=str(err)) from err
+        campaign = get_campaign(session, campaign_id)
+        ratings = load_ratings(session, campaign)
+        result = campaign_agreement(session, campaign, run_id=run, lab=lab, ratings=ratings)
         scopes = scope_summaries(session, campaign, ratings=ratings) if with_scopes else []
     return result, scopes
 
@@ -323,9 +319,9 @@ def _agreement(
 
 @router.get("/campaigns/{campaign_id:int}/agreement.json", name="campaign_agreement_json")
 def agreement_json(
-    campaign_id: int,
+    campaign_id: DbInt,
     request: Request,
-    run: int | None = None,
+    run: DbInt | None = None,
     lab: str | None = None,
     user: User = Reviewer,
 ) -> Response:
@@ -333,11 +329,16 @@ def agreement_json(
     return JSONResponse(_agreement(request, campaign_id, run, lab))
 
 
-@router.get("/campaigns/{campaign_id:int}/agreement.csv", name="campaign_agreement_csv")
+@router.get(
+    "/campaigns/{campaign_id:int}/agreement.csv",
+    name="campaign_agreement_csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "Long-format CSV"}},
+)
 def agreement_csv_download(
-    campaign_id: int,
+    campaign_id: DbInt,
     request: Request,
-    run: int | None = None,
+    run: DbInt | None = None,
     lab: str | None = None,
     user: User = Reviewer,
 ) -> Response:
@@ -352,11 +353,13 @@ def agreement_csv_download(
     )
 
 
-@router.get("/campaigns/{campaign_id:int}/agreement", name="campaign_agreement")
+@router.get(
+    "/campaigns/{campaign_id:int}/agreement", name="campaign_agreement", include_in_schema=False
+)
 def agreement_page(
-    campaign_id: int,
+    campaign_id: DbInt,
     request: Request,
-    run: int | None = None,
+    run: DbInt | None = None,
     lab: str | None = None,
     user: User = Reviewer,
 ) -> Response:
@@ -391,17 +394,14 @@ def _script_json(data: dict[str, Any]) -> Markup:
     return Markup(text)  # escaped above
 
 
-@router.get("/campaigns/{campaign_id:int}/review", name="campaign_review")
+@router.get("/campaigns/{campaign_id:int}/review", name="campaign_review", include_in_schema=False)
 def review_page(
-    campaign_id: int, request: Request, item: int | None = None, user: User = Reviewer
+    campaign_id: DbInt, request: Request, item: DbInt | None = None, user: User = Reviewer
 ) -> Response:
     """The next flagged item nobody has settled (or ``?item=ID``), with everyone's grades
     and the model's verdict; the grade keys settle it (``static/agreement.js``)."""
     with portal_of(request).transaction() as session:
-        try:
-            campaign = get_campaign(session, campaign_id)
-        except NotFoundError as err:
-            raise HTTPException(status_code=404, detail=str(err)) from err
+        campaign = get_campaign(session, campaign_id)
         flagged = flagged_items(session, campaign)
         computed = bool(flagged) or bool(consensus_items(session, campaign))
         levels = sorted(campaign.levels, key=lambda lv: lv["value"])
@@ -433,29 +433,27 @@ def review_page(
     return render(request, "review.html", context)
 
 
-@router.post("/campaigns/{campaign_id:int}/review/{item_id:int}", name="campaign_settle")
+@router.post(  # the review page's script calls it: not the API
+    "/campaigns/{campaign_id:int}/review/{item_id:int}",
+    name="campaign_settle",
+    include_in_schema=False,
+)
 def settle_item(
-    campaign_id: int, item_id: int, body: SettleIn, request: Request, user: User = Reviewer
+    campaign_id: DbInt, item_id: DbInt, body: SettleIn, request: Request, user: User = Reviewer
 ) -> Response:
     """Settle one item with the reviewer's grade; answers the item's row as JSON."""
     with portal_of(request).transaction() as session:
-        try:
-            campaign = get_campaign(session, campaign_id)
-            row = settle(session, campaign, item_id, user, body.grade, body.note)
-        except InputError as err:
-            return JSONResponse({"ok": False, "error": str(err), "status": 422}, 422)
-        except NotFoundError as err:
-            raise HTTPException(status_code=404, detail=str(err)) from err
+        campaign = get_campaign(session, campaign_id)
+        row = settle(session, campaign, item_id, user, body.grade, body.note)
     return JSONResponse({"ok": True, "item": row})
 
 
-@router.post("/campaigns/{campaign_id:int}/consensus", name="campaign_consensus")
-def recompute(campaign_id: int, request: Request, user: User = Reviewer) -> Response:
+@router.post(
+    "/campaigns/{campaign_id:int}/consensus", name="campaign_consensus", include_in_schema=False
+)
+def recompute(campaign_id: DbInt, request: Request, user: User = Reviewer) -> Response:
     """Recompute and store the consensus from the current grades; answers the summary."""
     with portal_of(request).transaction() as session:
-        try:
-            campaign = get_campaign(session, campaign_id)
-        except NotFoundError as err:
-            raise HTTPException(status_code=404, detail=str(err)) from err
+        campaign = get_campaign(session, campaign_id)
         summary = compute_consensus(session, campaign)
     return JSONResponse({"ok": True, **summary.to_dict()})

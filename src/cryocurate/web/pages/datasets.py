@@ -6,13 +6,14 @@ objects for tomography, classes, particles and the grading summary of
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from cryocurate.catalog.search import RUNS_PER_PAGE, dataset_overview
+from cryocurate.errors import NotFoundError
 from cryocurate.grading.run_summary import grading_summaries
-from cryocurate.portal import Portal
 from cryocurate.web.auth import current_user
+from cryocurate.web.deps import DbInt, PortalDep
 from cryocurate.web.pages.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -20,14 +21,15 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/datasets/{dataset_id:int}", name="dataset_page")
 @router.get("/datasets/{dataset_id:int}.json")
-def dataset_page(request: Request, dataset_id: int, page: int = 1) -> Response:
-    portal: Portal = request.app.state.portal
+def dataset_page(
+    request: Request, portal: PortalDep, dataset_id: DbInt, page: DbInt = 1
+) -> Response:
     with portal.transaction() as session:
         context = dataset_overview(session, dataset_id, max(1, page), RUNS_PER_PAGE)
         class2d = [r.id for r in context["runs"] if r.kind == "class2d"] if context else []
         grading = grading_summaries(session, class2d, current_user(request))
     if context is None:
-        raise HTTPException(404, f"no dataset {dataset_id}")
+        raise NotFoundError(f"no dataset {dataset_id}")
     context["grading"] = {str(run_id): rows for run_id, rows in grading.items()}
     kinds = {r.kind for r in context["runs"]}
     context["columns"] = {"tomography": "tomography" in kinds, "class2d": "class2d" in kinds}

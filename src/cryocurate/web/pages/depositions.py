@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from cryocurate.catalog.search import deposition_overview
-from cryocurate.portal import Portal
+from cryocurate.errors import NotFoundError
+from cryocurate.web.deps import DbInt, PortalDep
 from cryocurate.web.pages.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -14,10 +15,9 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/depositions/{deposition_id:int}", name="deposition_page")
 @router.get("/depositions/{deposition_id:int}.json")
-def deposition_page(request: Request, deposition_id: int) -> Response:
-    portal: Portal = request.app.state.portal
+def deposition_page(request: Request, portal: PortalDep, deposition_id: DbInt) -> Response:
     with portal.transaction() as session:
         context = deposition_overview(session, deposition_id)
     if context is None:
-        raise HTTPException(404, f"no deposition {deposition_id}")
+        raise NotFoundError(f"no deposition {deposition_id}")
     return render(request, "deposition.html", context)

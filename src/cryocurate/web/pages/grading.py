@@ -15,20 +15,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
 from cryocurate.catalog.models import User
-from cryocurate.errors import ForbiddenError, NotFoundError
+from cryocurate.errors import ForbiddenError
 from cryocurate.grading import dashboard, is_labeller
 from cryocurate.grading.access import visible_campaign
 from cryocurate.portal import Portal
 from cryocurate.web.auth import csrf_token, require_user
-from cryocurate.web.deps import portal_of
+from cryocurate.web.deps import DbInt, portal_of
 from cryocurate.web.pages.render import render
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # pages, not the API
 
 
 def _script_json(data: dict[str, Any]) -> Markup:
@@ -62,10 +62,7 @@ def _screen_context(
     request: Request, user: User, campaign_id: int, mode: str, run_id: int | None
 ) -> dict[str, Any]:
     with portal_of(request).transaction() as session:
-        try:
-            campaign = visible_campaign(session, campaign_id, user)
-        except NotFoundError as err:
-            raise HTTPException(status_code=404, detail=str(err)) from err
+        campaign = visible_campaign(session, campaign_id, user)
         labeller = is_labeller(session, campaign, user)
         name, closed, kind = campaign.name, campaign.closed, campaign.item_kind.value
     if not labeller:
@@ -93,7 +90,9 @@ def _screen_context(
 
 
 @router.get("/campaigns/{campaign_id:int}/grade", name="grade_screen")
-def grade_page(campaign_id: int, request: Request, user: User = Depends(require_user)) -> Response:
+def grade_page(
+    campaign_id: DbInt, request: Request, user: User = Depends(require_user)
+) -> Response:
     """The one-item-at-a-time grading screen (the script loads the queue)."""
     context = _screen_context(request, user, campaign_id, "grade", None)
     return render(request, "grade.html", context)
@@ -101,9 +100,9 @@ def grade_page(campaign_id: int, request: Request, user: User = Depends(require_
 
 @router.get("/campaigns/{campaign_id:int}/grid", name="grade_grid")
 def grid_page(
-    campaign_id: int,
+    campaign_id: DbInt,
     request: Request,
-    run: int | None = None,
+    run: DbInt | None = None,
     user: User = Depends(require_user),
 ) -> Response:
     """Grid mode: a whole run's class averages at once, graded from the keyboard."""

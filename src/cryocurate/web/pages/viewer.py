@@ -33,17 +33,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
 from cryocurate.catalog.run_pages import annotation_files, tomogram_files, viewer_setup
-from cryocurate.errors import CryocurateError
+from cryocurate.errors import CryocurateError, InputError, NotFoundError
 from cryocurate.formats.annotations import read_ndjson
 from cryocurate.formats.omezarr import read_level, read_pyramid_info
 from cryocurate.formats.png import HIGH_PERCENTILE, LOW_PERCENTILE
 from cryocurate.portal import Portal
-from cryocurate.web.deps import portal_of
+from cryocurate.web.deps import DbInt, portal_of
 from cryocurate.web.pages.render import render
 
 router = APIRouter()
@@ -215,13 +215,14 @@ def _viewer(request: Request, **which: int) -> Response:
     with portal.transaction() as session:
         setup = viewer_setup(session, **which)
     if setup is None:
-        raise HTTPException(status_code=404, detail="no tomogram to view")
+        what = " and ".join(f"{k.removesuffix('_id')} {v}" for k, v in which.items())
+        raise NotFoundError(f"no tomogram to view for {what}")
     tomo = setup["tomogram"]
     omezarr = tomo["omezarr_url"].removeprefix("/files/") if tomo["omezarr_url"] else None
     try:
         levels, start = _levels(portal, omezarr)
     except CryocurateError as err:
-        raise HTTPException(status_code=404, detail=f"tomogram pyramid unreadable: {err}") from err
+        raise NotFoundError(f"tomogram pyramid unreadable: {err}") from err
     viewer = {
         "tomogram_id": tomo["id"],
         "voxel_spacing": tomo["voxel_spacing"],
@@ -234,15 +235,15 @@ def _viewer(request: Request, **which: int) -> Response:
 
 
 @router.get("/runs/{run_id:int}/view.json", include_in_schema=False)
-@router.get("/runs/{run_id:int}/view", name="run_viewer")
-def run_viewer(run_id: int, request: Request) -> Response:
+@router.get("/runs/{run_id:int}/view", name="run_viewer", include_in_schema=False)
+def run_viewer(run_id: DbInt, request: Request) -> Response:
     """The viewer on a run's default tomogram."""
     return _viewer(request, run_id=run_id)
 
 
 @router.get("/tomograms/{tomogram_id:int}/view.json", include_in_schema=False)
-@router.get("/tomograms/{tomogram_id:int}/view", name="tomogram_viewer")
-def tomogram_viewer(tomogram_id: int, request: Request) -> Response:
+@router.get("/tomograms/{tomogram_id:int}/view", name="tomogram_viewer", include_in_schema=False)
+def tomogram_viewer(tomogram_id: DbInt, request: Request) -> Response:
     """The viewer on one tomogram."""
     return _viewer(request, tomogram_id=tomogram_id)
 
@@ -250,9 +251,14 @@ def tomogram_viewer(tomogram_id: int, request: Request) -> Response:
 # ── data endpoints ──────────────────────────────────────────────────────────────────────────
 
 
-@router.get("/tomograms/{tomogram_id:int}/slice.png", name="tomogram_slice")
+@router.get(
+    "/tomograms/{tomogram_id:int}/slice.png",
+    name="tomogram_slice",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The slice as a PNG"}},
+)
 def tomogram_slice(
-    tomogram_id: int,
+    tomogram_id: DbInt,
     request: Request,
     z: Annotated[int, Query(ge=0)],
     level: Annotated[int, Query(ge=0, le=16)] = 0,
@@ -262,19 +268,19 @@ def tomogram_slice(
     with portal.transaction() as session:
         files = tomogram_files(session, tomogram_id)
     if files is None or not files.omezarr_dir:
-        raise HTTPException(status_code=404, detail="no such tomogram pyramid")
+        raise NotFoundError("no such tomogram pyramid")
     try:
         body = slice_png(portal.data_dir / files.omezarr_dir, level, z)
     except IndexError as err:
-        raise HTTPException(status_code=404, detail="no such slice or level") from err
+        raise NotFoundError("no such slice or level") from err
     except CryocurateError as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
+        raise NotFoundError(str(err)) from err
     return Response(body, media_type="image/png", headers={"Cache-Control": SLICE_CACHE_CONTROL})
 
 
 @router.get("/annotations/{annotation_id:int}/points.json", name="annotation_points")
 def annotation_points(
-    annotation_id: int,
+    annotation_id: DbInt,
     request: Request,
     z0: float | None = None,
     z1: float | None = None,
@@ -284,11 +290,11 @@ def annotation_points(
     with portal.transaction() as session:
         files = annotation_files(session, annotation_id)
     if files is None or not files.ndjson:
-        raise HTTPException(status_code=404, detail="no such point annotation")
+        raise NotFoundError("no such point annotation")
     try:
         points = read_ndjson(portal.data_dir / files.ndjson)
     except CryocurateError as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
+        raise NotFoundError(str(err)) from err
     keep = np.ones(len(points), dtype=bool)
     if z0 is not None:
         keep &= points.xyz[:, 2] >= z0
@@ -317,28 +323,33 @@ def annotation_points(
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 
-@router.get("/annotations/{annotation_id:int}/outline.png", name="annotation_outline")
+@router.get(
+    "/annotations/{annotation_id:int}/outline.png",
+    name="annotation_outline",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The outline as a PNG"}},
+)
 def annotation_outline(
-    annotation_id: int,
+    annotation_id: DbInt,
     request: Request,
     z: Annotated[int, Query(ge=0)],
     level: Annotated[int, Query(ge=0, le=16)] = 0,
-    colour: str = "ff4fd8",
+    colour: Annotated[str, Query(pattern="^#?[0-9a-fA-F]{6}$")] = "ff4fd8",
 ) -> Response:
     """The outline of a segmentation mask on one slice, as a transparent PNG."""
     match = _HEX.match(colour)
     if match is None:
-        raise HTTPException(status_code=422, detail="colour must be 6 hex digits")
+        raise InputError(f"colour must be 6 hex digits, not {colour!r}")
     rgb = bytes.fromhex(match.group(1))
     portal = portal_of(request)
     with portal.transaction() as session:
         files = annotation_files(session, annotation_id)
     if files is None or not files.mask_zarr:
-        raise HTTPException(status_code=404, detail="no such segmentation mask")
+        raise NotFoundError("no such segmentation mask")
     try:
         body = outline_png(portal.data_dir / files.mask_zarr, level, z, (rgb[0], rgb[1], rgb[2]))
     except IndexError as err:
-        raise HTTPException(status_code=404, detail="no such slice or level") from err
+        raise NotFoundError("no such slice or level") from err
     except CryocurateError as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
+        raise NotFoundError(str(err)) from err
     return Response(body, media_type="image/png", headers={"Cache-Control": SLICE_CACHE_CONTROL})
