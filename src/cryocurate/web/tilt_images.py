@@ -41,7 +41,7 @@ from cryocurate.errors import CryocurateError, NotFoundError
 from cryocurate.formats.mrc import read_header, read_section
 from cryocurate.formats.png import HIGH_PERCENTILE, LOW_PERCENTILE, png_bytes
 from cryocurate.ingest.tomography import read_angles
-from cryocurate.web.deps import portal_of
+from cryocurate.web.deps import DbInt, portal_of
 from cryocurate.web.files import resolve_in_tree
 
 router = APIRouter()
@@ -211,7 +211,7 @@ def _image(request: Request, s: Series, what: str, make: Any) -> Response:
 
 
 @router.get("/tiltseries/{tiltseries_id:int}/tilts.json", name="tilt_series_tilts")
-def tilts_info(tiltseries_id: int, request: Request) -> Response:
+def tilts_info(tiltseries_id: DbInt, request: Request) -> Response:
     """The tilts of a tilt series: count, angles, angle order and montage layout."""
     s = series(request, tiltseries_id)
     base = f"/tiltseries/{tiltseries_id}"
@@ -230,7 +230,7 @@ def tilts_info(tiltseries_id: int, request: Request) -> Response:
 
 
 @router.get("/tiltseries/{tiltseries_id:int}/tilts/{index:int}.png", name="tilt_series_tilt")
-def tilt_image(tiltseries_id: int, index: int, request: Request) -> Response:
+def tilt_image(tiltseries_id: DbInt, index: DbInt, request: Request) -> Response:
     """One tilt of a tilt series (file order) as a PNG."""
     s = series(request, tiltseries_id)
     if not 0 <= index < s.n:
@@ -239,7 +239,7 @@ def tilt_image(tiltseries_id: int, index: int, request: Request) -> Response:
 
 
 @router.get("/tiltseries/{tiltseries_id:int}/montage.png", name="tilt_series_montage")
-def montage_image(tiltseries_id: int, request: Request) -> Response:
+def montage_image(tiltseries_id: DbInt, request: Request) -> Response:
     """All tilts of a tilt series, in angle order, as one PNG."""
     s = series(request, tiltseries_id)
     return _image(request, s, "montage", lambda: montage_png(s))

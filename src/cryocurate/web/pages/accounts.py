@@ -37,7 +37,7 @@ from cryocurate.web.auth import (
     require_user,
     set_cookie,
 )
-from cryocurate.web.deps import portal_of
+from cryocurate.web.deps import DbInt, portal_of
 from cryocurate.web.pages.render import jsonable, render
 
 router = APIRouter(include_in_schema=False)
@@ -239,7 +239,7 @@ def _user_by_id(session: Session, user_id: int) -> User:
 
 
 @router.post("/admin/users/{user_id:int}/invite")
-def admin_reinvite(request: Request, user_id: int, admin: User = AdminUser) -> Response:
+def admin_reinvite(request: Request, user_id: DbInt, admin: User = AdminUser) -> Response:
     try:
         with portal_of(request).transaction() as session:
             user = _user_by_id(session, user_id)
@@ -251,7 +251,7 @@ def admin_reinvite(request: Request, user_id: int, admin: User = AdminUser) -> R
 
 
 @router.post("/admin/users/{user_id:int}/disable")
-def admin_disable(request: Request, user_id: int, admin: User = AdminUser) -> Response:
+def admin_disable(request: Request, user_id: DbInt, admin: User = AdminUser) -> Response:
     try:
         with portal_of(request).transaction() as session:
             user = _user_by_id(session, user_id)
@@ -264,7 +264,7 @@ def admin_disable(request: Request, user_id: int, admin: User = AdminUser) -> Re
 
 
 @router.post("/admin/users/{user_id:int}/end-sessions")
-def admin_end_sessions(request: Request, user_id: int, admin: User = AdminUser) -> Response:
+def admin_end_sessions(request: Request, user_id: DbInt, admin: User = AdminUser) -> Response:
     """Log a user out everywhere (a lost laptop, a shared computer); the admin's own current
     session is kept when they end their own."""
     try:

@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from cryocurate.catalog.models import User
 from cryocurate.grading import dashboard
 from cryocurate.web.auth import require_user
-from cryocurate.web.deps import portal_of
+from cryocurate.web.deps import DbInt, portal_of
 from cryocurate.web.pages.render import render
 
 router = APIRouter()
@@ -40,7 +40,7 @@ def home_page(request: Request, user: User = Depends(require_user)) -> Response:
 @router.get("/campaigns/{campaign_id:int}.json", include_in_schema=False)
 @router.get("/campaigns/{campaign_id:int}", name="campaign_page")
 def campaign_page(
-    campaign_id: int, request: Request, user: User = Depends(require_user)
+    campaign_id: DbInt, request: Request, user: User = Depends(require_user)
 ) -> Response:
     """One campaign: its scale, runs and the pages this user may open for it."""
     with portal_of(request).transaction() as session:
