@@ -78,7 +78,10 @@ def hidden_grade_annotations(user: User | None) -> sa.Select[Any] | None:
         return None
     visible = sa.and_(GradeAnnotation.user_id.is_(None), Campaign.closed.is_(True))
     if user is not None:
-        visible = sa.or_(visible, GradeAnnotation.user_id == user.id)
+        # Not just ``user_id == user.id``: on a consensus (user_id NULL) that is NULL, and
+        # NOT(FALSE OR NULL) is NULL, so a running campaign's consensus was not hidden.
+        own = sa.and_(GradeAnnotation.user_id.is_not(None), GradeAnnotation.user_id == user.id)
+        visible = sa.or_(visible, own)
     return (
         sa.select(GradeAnnotation.annotation_id)
         .join(Campaign, Campaign.id == GradeAnnotation.campaign_id)

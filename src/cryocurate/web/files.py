@@ -44,8 +44,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.types import Send
 
 from cryocurate.errors import ConflictError, CryocurateError, InputError, NotFoundError
+from cryocurate.grading import access
 from cryocurate.store import layouts
 from cryocurate.transfer.download import Kind, Listing, list_entity, zip_archive, zip_blocks
+from cryocurate.web.auth import current_user
 from cryocurate.web.deps import portal_of
 
 router = APIRouter()
@@ -153,7 +155,10 @@ LayoutQuery = Annotated[str, Query(pattern="^v[12]$", description="Folder layout
 
 def _listing(request: Request, kind: Kind, entity_id: int, layout: str) -> Listing:
     try:
-        return list_entity(portal_of(request), kind, entity_id, layout)
+        # Annotations this visitor may not see (other labellers' grades, a running campaign's
+        # consensus) are "not found" by id and left out of run and dataset downloads.
+        guards = access.annotation_guards(current_user(request))
+        return list_entity(portal_of(request), kind, entity_id, layout, guards)
     except NotFoundError as err:
         raise HTTPException(status_code=404, detail=str(err)) from err
     except (InputError, ConflictError) as err:
