@@ -10,14 +10,25 @@ The rule is :mod:`cryocurate.grading.access`'s; these tests check that each rout
 
 from __future__ import annotations
 
+import io
+import json
 import sys
+import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from cryocurate.catalog.models import Annotation, Campaign, Dataset, GradeAnnotation
+from cryocurate.catalog.models import (
+    Annotation,
+    AnnotationFile,
+    AnnotationShape,
+    AnnotationShapeType,
+    Campaign,
+    Dataset,
+    GradeAnnotation,
+)
 from cryocurate.portal import Portal
 from tests.grading.portal import LABELLERS, PASSWORD, REVIEWER
 from tests.web.graded import build_graded_portal
@@ -176,3 +187,80 @@ def test_a_running_campaigns_grades_leave_no_trace_but_for_those_the_rule_admits
 def _run_of(root: Path, annotation_id: int) -> int:
     with Portal.open(root) as p, p.transaction() as s:
         return s.get(Annotation, annotation_id).run_id
+
+
+def test_grade_annotations_have_no_file_in_the_data_tree(served):
+    """So ``/files/`` has nothing of theirs to serve: their ndjson is written from the
+    database on request, for those who may read it (:mod:`cryocurate.web.grade_files`)."""
+    _, graded = served
+    with Portal.open(graded.root) as p, p.transaction() as s:
+        grade = sa.select(GradeAnnotation.annotation_id)
+        assert (
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(Annotation)
+                .where(Annotation.id.in_(grade), Annotation.metadata_path.is_not(None))
+            )
+            == 0
+        )
+        assert (
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(AnnotationShape)
+                .where(AnnotationShape.annotation_id.in_(grade))
+            )
+            == 0
+        )
+
+
+def _give_files(root: Path, annotation_id: int) -> list[str]:
+    """A metadata JSON and an ndjson for the annotation, in the tree and the catalog, as an
+    import or a later writer could leave them; their tree paths."""
+    with Portal.open(root) as p, p.transaction() as s:
+        a = s.get(Annotation, annotation_id)
+        folder = f"{a.run.dataset_id}/{a.run.name}/Reconstructions/VoxelSpacing1.000/Annotations"
+        paths = [f"{folder}/{annotation_id}-grades.json", f"{folder}/{annotation_id}-grades.ndjson"]
+        for rel in paths:
+            (p.data_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            line = {"type": "point", "location": {"x": 1, "y": 2, "z": 3}, "by": "lena's grades"}
+            (p.data_dir / rel).write_text(json.dumps(line) + "\n")
+        a.metadata_path = paths[0]
+        shape = AnnotationShape(annotation=a, shape_type=AnnotationShapeType.Point)
+        shape.annotation_files.append(AnnotationFile(format="ndjson", path=paths[1]))
+        s.add(shape)
+        return paths
+
+
+def test_files_of_a_hidden_grade_annotation_stay_out_of_every_download(served):
+    url, graded = served
+    owners = _grade_annotations(graded.root)
+    (lenas,) = [
+        a
+        for a, who in owners.items()
+        if who == LENA and _run_of(graded.root, a) == graded.run_ids[0]
+    ]
+    paths = _give_files(graded.root, lenas)
+    run = graded.run_ids[0]
+    nobody, lars = _client(url), _client(url, LABELLERS[1])
+    lena, reviewer = _client(url, LABELLERS[0]), _client(url, REVIEWER)
+    for c, sees in ((nobody, False), (lars, False), (lena, True), (reviewer, True)):
+        for rel in paths:
+            for prefix in ("/files/", "/data/"):
+                assert c.get(prefix + rel).status_code == (200 if sees else 404), (prefix, rel)
+        for kind, ident in (("run", run), ("dataset", graded.dataset_id)):
+            for layout in ("v1", "v2"):
+                manifest = c.get(f"/download/{kind}/{ident}.json?layout={layout}")
+                assert manifest.status_code == 200
+                names = {f["path"].rsplit("/", 1)[-1] for f in manifest.json()["files"]}
+                listed = {f"{lenas}-grades.json", f"{lenas}-grades.ndjson"} & names
+                assert bool(listed) == sees, (kind, layout, names)
+            archive = c.get(f"/download/{kind}/{ident}.zip")
+            assert archive.status_code == 200
+            with zipfile.ZipFile(io.BytesIO(archive.content)) as z:
+                members = " ".join(z.namelist())
+            assert (f"{lenas}-grades" in members) == sees
+            assert (b"lena's grades" in archive.content) == sees
+        got = c.get(f"/download/annotation/{lenas}.json")
+        assert got.status_code == (200 if sees else 404)
+        points = c.get(f"/annotations/{lenas}/points.json")  # the viewer's layer data
+        assert points.status_code == (200 if sees else 404), points.text

@@ -238,6 +238,30 @@ def _hidden_paths(
     return frozenset(p.strip("/") for p in paths if p and "://" not in p)
 
 
+def hidden_in_tree(portal: Portal, rel: str, guards: Guards | None) -> bool:
+    """Whether the tree path ``rel`` is, or lies inside, the metadata or a file of an
+    annotation ``guards`` hide (for ``/files/``, so one file of such an annotation is as
+    unreachable as its download). Annotations' files live under ``Annotations/`` (layout v1),
+    so other paths (tomograms, their chunks) are answered without a query."""
+    guard = (guards or {}).get("annotations")
+    parts = [p for p in rel.split("/") if p]
+    if guard is None or layout.ANNOTATIONS not in parts:
+        return False
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    candidates = prefixes + [f"/{p}" for p in prefixes]  # stored with or without a leading /
+    hidden = select(Annotation.id).where(not_(guard))
+    metadata = select(Annotation.id).where(
+        Annotation.metadata_path.in_(candidates), Annotation.id.in_(hidden)
+    )
+    files = (
+        select(AnnotationFile.id)
+        .join(AnnotationShape, AnnotationShape.id == AnnotationFile.annotation_shape_id)
+        .where(AnnotationFile.path.in_(candidates), AnnotationShape.annotation_id.in_(hidden))
+    )
+    with portal.transaction() as session:
+        return bool(session.scalar(select(metadata.exists() | files.exists())))
+
+
 def _select(
     session: Session, kind: Kind, entity_id: int, guards: Guards | None = None
 ) -> _Selection:

@@ -5,12 +5,14 @@
     ``Last-Modified``, ``If-None-Match`` / ``If-Modified-Since`` (304) and ``Range`` (206
     with ``Content-Range``, 416 when unsatisfiable), so viewers can read a slice of a large
     MRC or single Zarr chunks. Anything outside the tree (``..``, absolute paths, symbolic
-    links leading out), folders and hidden names (staging, swaps, half-written files) answer
+    links leading out), folders, hidden names (staging, swaps, half-written files) and the
+    files of annotations the visitor may not see (:mod:`cryocurate.grading.access`) answer
     404, under both prefixes: one function, one set of rules. What a browser may do with a
     file (saved as an attachment, sandboxed; PNG and JPEG shown) is set for both by
     :mod:`cryocurate.web.headers`.
 ``GET /download/<dataset|run|tomogram|annotation>/<id>.zip?layout=v1|v2``
-    The download :func:`cryocurate.transfer.download.list_entity` describes, as a zip built
+    The download :func:`cryocurate.transfer.download.list_entity` describes (without the
+    annotations the visitor may not see; one of those asked for by id is 404), as a zip built
     while it is sent, in constant memory. Members are *stored*, not deflated: MRC and Zarr
     chunks compress poorly and the disk is the bottleneck. Zip64 is used past 4 GiB. The zip's
     size is known before the first byte, so ``Content-Length`` is exact and browsers show
@@ -46,7 +48,14 @@ from starlette.types import Send
 from cryocurate.errors import ConflictError, CryocurateError, InputError, NotFoundError
 from cryocurate.grading import access
 from cryocurate.store import layouts
-from cryocurate.transfer.download import Kind, Listing, list_entity, zip_archive, zip_blocks
+from cryocurate.transfer.download import (
+    Kind,
+    Listing,
+    hidden_in_tree,
+    list_entity,
+    zip_archive,
+    zip_blocks,
+)
 from cryocurate.web.auth import current_user
 from cryocurate.web.deps import portal_of
 
@@ -139,8 +148,11 @@ def _not_modified(request: Request, response: FileResponse, st: os.stat_result) 
 @router.get("/data/{path:path}", name="data_tree_file", include_in_schema=False)
 def data_file(path: str, request: Request) -> Response:
     """One file of the data tree (Range requests supported)."""
-    found = resolve_in_tree(portal_of(request).data_dir, path)
-    if found is None:
+    portal = portal_of(request)
+    found = resolve_in_tree(portal.data_dir, path)
+    # A file of an annotation this visitor may not see is as absent as its download.
+    guards = access.annotation_guards(current_user(request))
+    if found is None or hidden_in_tree(portal, path, guards):
         raise HTTPException(status_code=404, detail="no such file")
     real, st = found
     response = _DataFileResponse(real, stat_result=st, media_type=media_type(real.name))
