@@ -163,6 +163,17 @@ def test_a_running_campaigns_grades_leave_no_trace_but_for_those_the_rule_admits
     assert OBJECT not in nobody.get("/").text
     assert OBJECT not in nobody.get(f"/datasets/{graded.dataset_id}").text
     assert CAMPAIGN not in nobody.get(f"/runs/{graded.run_ids[0]}").text
+    cid = graded.campaign_id
+    for path in (
+        f"/campaigns/{cid}.json", f"/campaigns/{cid}/overview.json",
+        f"/campaigns/{cid}/agreement.json", f"/campaigns/{cid}/agreement.csv",
+        f"/api/v1/campaigns/{cid}", f"/api/v1/campaigns/{cid}/progress", "/api/v1/campaigns",
+    ):  # fmt: skip
+        r = nobody.get(path, headers={"Accept": "application/json"})
+        assert r.status_code in (401, 403, 404), (path, r.status_code)
+        assert LENA not in r.text and CAMPAIGN not in r.text, path
+    home = nobody.get("/home.json")
+    assert LENA not in home.text and CAMPAIGN not in home.text
     _traces(lars, graded, larss, lenas | consensus, {LENA})
     # Browse pages count what an anonymous visitor sees, for everyone (one cached summary).
     assert _public_counts(lars, graded)[:2] == (False, 0)
