@@ -42,6 +42,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from cryocurate.catalog.annotation_metadata import annotation_metadata
+from cryocurate.catalog.filters import Guards
 from cryocurate.catalog.models import (
     TILT_SERIES_QUALITY,
     Annotation,
@@ -515,9 +516,13 @@ class AnnotationFiles:
     voxel_spacing: float | None
 
 
-def annotation_files(session: Session, annotation_id: int) -> AnnotationFiles | None:
+def annotation_files(
+    session: Session, annotation_id: int, guards: Guards | None = None
+) -> AnnotationFiles | None:
+    """The annotation's files for the viewer, or None (no such annotation, or one ``guards``
+    hide: :func:`cryocurate.grading.access.annotation_guards`)."""
     a = session.get(Annotation, annotation_id)
-    if a is None:
+    if a is None or annotation_id not in _visible_ids(session, [annotation_id], guards):
         return None
     ndjson = mask = None
     spacing: float | None = None
@@ -539,10 +544,23 @@ def _point_radius(session: Session, object_id: str, voxel_spacing: float) -> flo
     return DEFAULT_POINT_RADIUS_VOX
 
 
+def _visible_ids(session: Session, ids: Collection[int], guards: Guards | None) -> Collection[int]:
+    """Those of the annotations ``ids`` that ``guards`` admit (all of them without a guard)."""
+    guard = (guards or {}).get("annotations")
+    if guard is None or not ids:
+        return ids
+    return set(session.scalars(select(Annotation.id).where(Annotation.id.in_(list(ids)), guard)))
+
+
 def viewer_setup(
-    session: Session, *, run_id: int | None = None, tomogram_id: int | None = None
+    session: Session,
+    *,
+    run_id: int | None = None,
+    tomogram_id: int | None = None,
+    guards: Guards | None = None,
 ) -> dict[str, Any] | None:
-    """The tomogram to view (the run's default one, or the one named) and its layers."""
+    """The tomogram to view (the run's default one, or the one named) and its layers: the
+    annotations ``guards`` admit."""
     tomo: Tomogram | None
     if tomogram_id is not None:
         tomo = session.get(Tomogram, tomogram_id)
@@ -557,7 +575,10 @@ def viewer_setup(
         return None
     run = tomo.run
     layers: list[dict[str, Any]] = []
+    admitted = _visible_ids(session, [a.id for a in run.annotations], guards)
     for a in run.annotations:
+        if a.id not in admitted:
+            continue
         for shape in a.annotation_shapes:
             files = [
                 f

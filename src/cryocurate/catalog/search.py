@@ -14,6 +14,12 @@ second organism still shows how many datasets it would add. One ``GROUP BY`` que
 Search splits the text into words (``"quoted phrases"`` stay one term) and requires every term
 (AND) to occur, case-insensitively, in the title, the description, an author's name or an
 annotated object's name.
+
+Who sees which annotation is not this module's rule (grade annotations are hidden from some
+visitors: :func:`cryocurate.grading.access.annotation_guards`); every function that reads
+annotations takes the caller's ``guards`` (as :func:`cryocurate.catalog.filters.where` does)
+and counts, lists and matches only the annotations they admit. None: every annotation (the
+CLI, on the portal root). The facet summary is cached per engine *and* per guard.
 """
 
 from __future__ import annotations
@@ -25,11 +31,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session
 
 from cryocurate.catalog import models as m
-from cryocurate.catalog.filters import entity, where
+from cryocurate.catalog.filters import Guards, entity, where
 from cryocurate.catalog.queries import natural_key
 from cryocurate.errors import InputError
 
@@ -201,8 +207,13 @@ class BrowseQuery:
         """All filters as one spec (the API's ``where``), leaving out the facet ``without``."""
         return {"_and": [spec for name, spec in self.specs().items() if name != without]}
 
-    def condition(self, *, without: str = "") -> ColumnElement[bool]:
-        return where(_DATASETS, self.where_spec(without=without))
+    def condition(self, *, without: str = "", guards: Guards | None = None) -> ColumnElement[bool]:
+        return where(_DATASETS, self.where_spec(without=without), guards=guards)
+
+
+def _visible(guards: Guards | None) -> ColumnElement[bool]:
+    """The condition on :class:`~cryocurate.catalog.models.Annotation` rows ``guards`` admit."""
+    return (guards or {}).get("annotations", true())
 
 
 def _replace(query: BrowseQuery, **changes: Any) -> BrowseQuery:
@@ -284,15 +295,18 @@ class BrowseResult:
     terms: list[str] = field(default_factory=list)
 
 
-def browse(session: Session, query: BrowseQuery) -> BrowseResult:
-    """The page of datasets matching ``query``, with the filter panel's counts.
+def browse(session: Session, query: BrowseQuery, guards: Guards | None = None) -> BrowseResult:
+    """The page of datasets matching ``query``, with the filter panel's counts, all of them
+    over the annotations ``guards`` admit (see the module's docstring).
 
     Each set filter is one query for the ids of the datasets it admits (at most the catalog's
     datasets, a few thousand); the page, the total and every facet's base set are
     intersections of those sets, so a filter's SQL runs once however many facets need it."""
-    summary = facet_summary(session)
+    summary = facet_summary(session, guards)
     admitted = {
-        name: set(session.scalars(select(m.Dataset.id).where(where(_DATASETS, spec))))
+        name: set(
+            session.scalars(select(m.Dataset.id).where(where(_DATASETS, spec, guards=guards)))
+        )
         for name, spec in query.specs().items()
         if name != "q"
     }
@@ -316,7 +330,7 @@ def browse(session: Session, query: BrowseQuery) -> BrowseResult:
         page=page,
         per_page=query.per_page,
         pages=pages,
-        datasets=dataset_rows(session, shown),
+        datasets=dataset_rows(session, shown, guards),
         facets=facets(summary, query, matching),
         ground_truth_count=len(matching("ground_truth") & summary.values["ground_truth"]["1"]),
         ranges=summary.ranges,
@@ -348,7 +362,9 @@ def _search_ids(session: Session, summary: FacetSummary, terms: Sequence[str]) -
     return found or set()
 
 
-def dataset_rows(session: Session, ids: Sequence[int]) -> list[DatasetRow]:
+def dataset_rows(
+    session: Session, ids: Sequence[int], guards: Guards | None = None
+) -> list[DatasetRow]:
     """The table rows of datasets ``ids`` (in that order): a fixed number of queries."""
     if not ids:
         return []
@@ -367,7 +383,7 @@ def dataset_rows(session: Session, ids: Sequence[int]) -> list[DatasetRow]:
     for dataset_id, name, gt in session.execute(
         select(m.Run.dataset_id, m.Annotation.object_name, m.Annotation.ground_truth_status)
         .join(m.Annotation, m.Annotation.run_id == m.Run.id)
-        .where(m.Run.dataset_id.in_(ids))
+        .where(m.Run.dataset_id.in_(ids), _visible(guards))
         .distinct()
     ):
         objects.setdefault(dataset_id, set()).add(name)
@@ -459,7 +475,8 @@ class FacetSummary:
 
 
 SUMMARY_TTL_S = 30.0
-_SUMMARIES: dict[int, FacetSummary] = {}
+_SummaryKey = tuple[int, str]  # the engine's id, the guard's SQL
+_SUMMARIES: dict[_SummaryKey, FacetSummary] = {}
 _SUMMARY_LOCK = threading.Lock()
 
 
@@ -468,11 +485,27 @@ def _fingerprint(session: Session) -> tuple[Any, ...]:
     for model in (m.Dataset, m.Run, m.Annotation, m.TiltSeries, m.TomogramVoxelSpacing):
         parts += [func.count(model.id), func.max(model.id)]
     subqueries = [select(p).scalar_subquery() for p in parts]
+    # Closing a campaign publishes its consensus (a guard admits it): counts change at once.
+    closed = select(func.count(m.Campaign.id)).where(m.Campaign.closed.is_(True))
+    subqueries.append(closed.scalar_subquery())
     return tuple(session.execute(select(*subqueries)).one())
 
 
-def facet_summary(session: Session) -> FacetSummary:
-    """The catalog's facet summary (cached; see :class:`FacetSummary`).
+def _guard_key(session: Session, guards: Guards | None) -> str:
+    """The guards as SQL text, so summaries built under different guards never mix."""
+    if not guards:
+        return ""
+    dialect = session.get_bind().dialect
+    return "\n".join(
+        f"{name}: " + str(cond.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        for name, cond in sorted(guards.items())
+    )
+
+
+def facet_summary(session: Session, guards: Guards | None = None) -> FacetSummary:
+    """The catalog's facet summary over the annotations ``guards`` admit (cached per engine
+    and guard; see :class:`FacetSummary`). Pass a guard that does not depend on the visitor
+    (the web passes what an anonymous visitor may see), or each visitor gets a cache entry.
 
     Rows added or removed change the fingerprint and rebuild it at once, so new data shows
     in the counts immediately. Older than :data:`SUMMARY_TTL_S` with the same fingerprint
@@ -480,7 +513,7 @@ def facet_summary(session: Session) -> FacetSummary:
     rebuilds it: no visitor waits for the periodic refresh.
     """
     engine = session.get_bind()
-    key = id(engine)
+    key = (id(engine), _guard_key(session, guards))
     fingerprint = _fingerprint(session)
     with _SUMMARY_LOCK:
         cached = _SUMMARIES.get(key)
@@ -488,22 +521,25 @@ def facet_summary(session: Session) -> FacetSummary:
             if time.monotonic() - cached.built >= SUMMARY_TTL_S and key not in _REFRESHING:
                 _REFRESHING.add(key)
                 threading.Thread(
-                    target=_refresh, args=(engine, key), daemon=True, name="facet-refresh"
+                    target=_refresh,
+                    args=(engine, key, guards),
+                    daemon=True,
+                    name="facet-refresh",
                 ).start()
             return cached
-    summary = _build_summary(session, fingerprint)
+    summary = _build_summary(session, fingerprint, guards)
     with _SUMMARY_LOCK:
         _SUMMARIES[key] = summary
     return summary
 
 
-_REFRESHING: set[int] = set()
+_REFRESHING: set[_SummaryKey] = set()
 
 
-def _refresh(engine: Any, key: int) -> None:
+def _refresh(engine: Any, key: _SummaryKey, guards: Guards | None) -> None:
     try:
         with Session(engine) as session:
-            summary = _build_summary(session, _fingerprint(session))
+            summary = _build_summary(session, _fingerprint(session), guards)
         with _SUMMARY_LOCK:
             _SUMMARIES[key] = summary
     finally:
@@ -524,7 +560,9 @@ FACETS = (
 )
 
 
-def _build_summary(session: Session, fingerprint: tuple[Any, ...]) -> FacetSummary:
+def _build_summary(
+    session: Session, fingerprint: tuple[Any, ...], guards: Guards | None = None
+) -> FacetSummary:
     values: dict[str, dict[str, set[int]]] = {name: {} for name in FACETS}
     values["ground_truth"]["1"] = set()
 
@@ -549,6 +587,7 @@ def _build_summary(session: Session, fingerprint: tuple[Any, ...]) -> FacetSumma
             m.Annotation.ground_truth_status,
         )
         .join(m.Annotation, m.Annotation.run_id == m.Run.id)
+        .where(_visible(guards))
         .distinct()
     ):
         add("object", name, dataset_id)
@@ -673,9 +712,14 @@ class RunRow:
 
 
 def dataset_overview(
-    session: Session, dataset_id: int, runs_page: int = 1, per_page: int = RUNS_PER_PAGE
+    session: Session,
+    dataset_id: int,
+    runs_page: int = 1,
+    per_page: int = RUNS_PER_PAGE,
+    guards: Guards | None = None,
 ) -> dict[str, Any] | None:
-    """Everything the Dataset Overview page shows, or None if there is no such dataset."""
+    """Everything the Dataset Overview page shows, or None if there is no such dataset; its
+    annotation counts and objects are of the annotations ``guards`` admit."""
     d = session.get(m.Dataset, dataset_id)
     if d is None:
         return None
@@ -701,6 +745,8 @@ def dataset_overview(
             .where(in_dataset, column.is_not(None))
             .distinct()
         )
+        if join is m.Annotation:
+            stmt = stmt.where(_visible(guards))
         return sorted({str(_value(v)) for v in session.scalars(stmt)}, key=str.lower)
 
     n_runs = int(session.scalar(select(func.count()).where(in_dataset)) or 0)
@@ -709,7 +755,7 @@ def dataset_overview(
             select(func.count())
             .select_from(m.Annotation)
             .join(m.Run, m.Run.id == m.Annotation.run_id)
-            .where(in_dataset)
+            .where(in_dataset, _visible(guards))
         )
         or 0
     )
@@ -786,7 +832,7 @@ def dataset_overview(
             ],
         },
     ]
-    run_rows = run_table(session, dataset_id, runs_page, per_page)
+    run_rows = run_table(session, dataset_id, runs_page, per_page, guards)
     return {
         "dataset": {
             **_DATASETS.to_dict({f: getattr(d, f) for f in _DATASETS.fields}),
@@ -810,8 +856,11 @@ def dataset_overview(
     }
 
 
-def run_table(session: Session, dataset_id: int, page: int, per_page: int) -> list[RunRow]:
-    """One page of a dataset's runs with quality and annotated objects: 3 queries.
+def run_table(
+    session: Session, dataset_id: int, page: int, per_page: int, guards: Guards | None = None
+) -> list[RunRow]:
+    """One page of a dataset's runs with quality and the annotated objects (of the annotations
+    ``guards`` admit): 3 queries.
 
     Runs are in natural order of their names (``P1_J2`` before ``P1_J10``, as people count
     jobs), then by id. SQL cannot sort that way on both databases, so the names and ids of
@@ -841,7 +890,7 @@ def run_table(session: Session, dataset_id: int, page: int, per_page: int) -> li
                 m.Annotation.ground_truth_status,
                 func.count(),
             )
-            .where(m.Annotation.run_id.in_(ids))
+            .where(m.Annotation.run_id.in_(ids), _visible(guards))
             .group_by(
                 m.Annotation.run_id, m.Annotation.object_name, m.Annotation.ground_truth_status
             )
@@ -881,8 +930,11 @@ def run_table(session: Session, dataset_id: int, page: int, per_page: int) -> li
 MAX_DEPOSITION_DATASETS = 500
 
 
-def deposition_overview(session: Session, deposition_id: int) -> dict[str, Any] | None:
-    """A deposition, its authors and the datasets submitted with it, or None."""
+def deposition_overview(
+    session: Session, deposition_id: int, guards: Guards | None = None
+) -> dict[str, Any] | None:
+    """A deposition, its authors and the datasets submitted with it (their objects of the
+    annotations ``guards`` admit), or None."""
     dep = session.get(m.Deposition, deposition_id)
     if dep is None:
         return None
@@ -906,7 +958,7 @@ def deposition_overview(session: Session, deposition_id: int) -> dict[str, Any] 
     return {
         "deposition": ent.to_dict({f: getattr(dep, f) for f in ent.fields}),
         "authors": [_author(a) for a in dep.authors],
-        "datasets": dataset_rows(session, ids),
+        "datasets": dataset_rows(session, ids, guards),
         "n_datasets": n_datasets,
         "n_runs": int(
             session.scalar(

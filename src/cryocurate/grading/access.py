@@ -10,8 +10,10 @@
   a labeller's grades of a run are seen by that labeller, reviewers and admins; a campaign's
   consensus by reviewers and admins while the campaign runs, and by everyone, anonymous
   visitors included, once it is closed (its result is then published like any annotation).
-  Every route that lists annotations (the JSON API and its relationships, run pages, the
-  ndjson download) asks :func:`annotation_guards` / :func:`sees_grade_annotation`.
+  Every route that lists annotations (the JSON API and its relationships, run, dataset and
+  deposition pages, the viewer, the ndjson, zip and manifest downloads, ``/files/``) asks
+  :func:`annotation_guards` / :func:`sees_grade_annotation`; the Browse page's facets use
+  ``annotation_guards(None)`` for everyone (one cached summary, what anyone may see).
 
 Refusals of things a user may not even know about are "not found", so ids do not leak.
 """
@@ -78,7 +80,10 @@ def hidden_grade_annotations(user: User | None) -> sa.Select[Any] | None:
         return None
     visible = sa.and_(GradeAnnotation.user_id.is_(None), Campaign.closed.is_(True))
     if user is not None:
-        visible = sa.or_(visible, GradeAnnotation.user_id == user.id)
+        # Not just ``user_id == user.id``: on a consensus (user_id NULL) that is NULL, and
+        # NOT(FALSE OR NULL) is NULL, so a running campaign's consensus was not hidden.
+        own = sa.and_(GradeAnnotation.user_id.is_not(None), GradeAnnotation.user_id == user.id)
+        visible = sa.or_(visible, own)
     return (
         sa.select(GradeAnnotation.annotation_id)
         .join(Campaign, Campaign.id == GradeAnnotation.campaign_id)

@@ -22,6 +22,12 @@ and rewrites the file paths inside metadata JSON to match (those entries carry b
 
 Only regular files are listed (no symbolic links), and nothing whose name starts with a dot
 (staging folders, half-written temporary files).
+
+Who may download which annotation is the caller's to say, as ``guards`` (those of
+:func:`cryocurate.grading.access.annotation_guards`, which the web passes per visitor): an
+annotation they hide is "not found" when asked for by id, and its metadata and files are left
+out of its run's and dataset's downloads. Without guards (the CLI, on the portal root) every
+annotation is listed.
 """
 
 from __future__ import annotations
@@ -37,10 +43,19 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from sqlalchemy import ColumnElement, not_, select, true
 from sqlalchemy.orm import Session
 
 from cryocurate import atomic
-from cryocurate.catalog.models import Annotation, Dataset, Run, Tomogram
+from cryocurate.catalog.filters import Guards
+from cryocurate.catalog.models import (
+    Annotation,
+    AnnotationFile,
+    AnnotationShape,
+    Dataset,
+    Run,
+    Tomogram,
+)
 from cryocurate.errors import ConflictError, InputError, NotFoundError, UnsafePathError
 from cryocurate.formats.stored_zip import Member, StoredZip
 from cryocurate.portal import Portal
@@ -191,9 +206,65 @@ def _walk_files(data_dir: Path, rel: str) -> Iterator[tuple[str, os.stat_result]
 class _Selection:
     dataset_id: int
     roots: list[str]  # tree-relative files or folders to list
+    hidden: frozenset[str] = frozenset()  # tree-relative files or folders to leave out
+
+    def shows(self, rel: str) -> bool:
+        return not any(rel == h or rel.startswith(f"{h}/") for h in self.hidden)
 
 
-def _select(session: Session, kind: Kind, entity_id: int) -> _Selection:
+def _hidden_paths(
+    session: Session, runs: ColumnElement[bool], guards: Guards | None
+) -> frozenset[str]:
+    """The metadata and files of the annotations of ``runs`` (a condition on Run) that
+    ``guards`` hide."""
+    guard = (guards or {}).get("annotations")
+    if guard is None:
+        return frozenset()
+    hidden = select(Annotation.id).join(Run, Run.id == Annotation.run_id).where(runs, not_(guard))
+    paths = set(
+        session.scalars(
+            select(Annotation.metadata_path).where(
+                Annotation.id.in_(hidden), Annotation.metadata_path.is_not(None)
+            )
+        )
+    )
+    paths |= set(
+        session.scalars(
+            select(AnnotationFile.path)
+            .join(AnnotationShape, AnnotationShape.id == AnnotationFile.annotation_shape_id)
+            .where(AnnotationShape.annotation_id.in_(hidden))
+        )
+    )
+    return frozenset(p.strip("/") for p in paths if p and "://" not in p)
+
+
+def hidden_in_tree(portal: Portal, rel: str, guards: Guards | None) -> bool:
+    """Whether the tree path ``rel`` is, or lies inside, the metadata or a file of an
+    annotation ``guards`` hide (for ``/files/``, so one file of such an annotation is as
+    unreachable as its download). Annotations' files live under ``Annotations/`` (layout v1),
+    so other paths (tomograms, their chunks) are answered without a query."""
+    guard = (guards or {}).get("annotations")
+    parts = [p for p in rel.split("/") if p]
+    if guard is None or layout.ANNOTATIONS not in parts:
+        return False
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    candidates = prefixes + [f"/{p}" for p in prefixes]  # stored with or without a leading /
+    hidden = select(Annotation.id).where(not_(guard))
+    metadata = select(Annotation.id).where(
+        Annotation.metadata_path.in_(candidates), Annotation.id.in_(hidden)
+    )
+    files = (
+        select(AnnotationFile.id)
+        .join(AnnotationShape, AnnotationShape.id == AnnotationFile.annotation_shape_id)
+        .where(AnnotationFile.path.in_(candidates), AnnotationShape.annotation_id.in_(hidden))
+    )
+    with portal.transaction() as session:
+        return bool(session.scalar(select(metadata.exists() | files.exists())))
+
+
+def _select(
+    session: Session, kind: Kind, entity_id: int, guards: Guards | None = None
+) -> _Selection:
     if kind is Kind.dataset:
         dataset = session.get(Dataset, entity_id)
         if dataset is None:
@@ -201,14 +272,18 @@ def _select(session: Session, kind: Kind, entity_id: int) -> _Selection:
         base = str(dataset.id)
         roots = [f"{base}/{layout.DATASET_METADATA}", f"{base}/{layout.IMAGES}"]
         roots += [f"{base}/{run.name}" for run in dataset.runs]
-        return _Selection(dataset.id, roots)
+        return _Selection(
+            dataset.id, roots, _hidden_paths(session, Run.dataset_id == dataset.id, guards)
+        )
     if kind is Kind.run:
         run = session.get(Run, entity_id)
         if run is None:
             raise NotFoundError(f"no run {entity_id}")
         base = str(run.dataset_id)
         return _Selection(
-            run.dataset_id, [f"{base}/{layout.DATASET_METADATA}", f"{base}/{run.name}"]
+            run.dataset_id,
+            [f"{base}/{layout.DATASET_METADATA}", f"{base}/{run.name}"],
+            _hidden_paths(session, Run.id == run.id, guards),
         )
     if kind is Kind.tomogram:
         tomo = session.get(Tomogram, entity_id)
@@ -229,6 +304,12 @@ def _select(session: Session, kind: Kind, entity_id: int) -> _Selection:
                 roots.append(path.strip("/"))
         return _Selection(run.dataset_id, roots)
     annotation = session.get(Annotation, entity_id)
+    guard = (guards or {}).get("annotations")
+    visible = select(Annotation.id).where(
+        Annotation.id == entity_id, guard if guard is not None else true()
+    )
+    if annotation is not None and guard is not None and session.scalar(visible) is None:
+        annotation = None  # hidden from this visitor: as if it did not exist
     if annotation is None:
         raise NotFoundError(f"no annotation {entity_id}")
     run = annotation.run
@@ -250,11 +331,17 @@ def _run_metadata_roots(run: Run) -> list[str]:
 
 
 def list_entity(
-    portal: Portal, kind: Kind | str, entity_id: int, layout_name: str = "v1"
+    portal: Portal,
+    kind: Kind | str,
+    entity_id: int,
+    layout_name: str = "v1",
+    guards: Guards | None = None,
 ) -> Listing:
-    """What a download of ``kind`` ``entity_id`` in layout ``layout_name`` holds.
+    """What a download of ``kind`` ``entity_id`` in layout ``layout_name`` holds, without the
+    annotations ``guards`` hide (see the module's docstring).
 
-    Raises NotFoundError for an unknown id and InputError for an unknown kind or layout.
+    Raises NotFoundError for an unknown id (or an annotation ``guards`` hide) and InputError
+    for an unknown kind or layout.
     """
     try:
         kind = Kind(kind)
@@ -267,14 +354,15 @@ def list_entity(
     except ValueError as err:
         raise InputError(str(err)) from None
     with portal.transaction() as session:
-        selection = _select(session, kind, entity_id)
+        selection = _select(session, kind, entity_id, guards)
     data_dir = portal.data_dir
     seen: dict[str, tuple[str, os.stat_result]] = {}
     for root in selection.roots:
         if not _safe_rel(root):
             continue
         for rel, st in _walk_files(data_dir, root):
-            seen.setdefault(rel, (rel, st))
+            if selection.shows(rel):
+                seen.setdefault(rel, (rel, st))
     mapper = _V1ToV2(data_dir, selection.dataset_id) if target is layouts.V2 else None
     entries: list[Entry] = []
     for rel, st in seen.values():

@@ -5,12 +5,14 @@
     ``Last-Modified``, ``If-None-Match`` / ``If-Modified-Since`` (304) and ``Range`` (206
     with ``Content-Range``, 416 when unsatisfiable), so viewers can read a slice of a large
     MRC or single Zarr chunks. Anything outside the tree (``..``, absolute paths, symbolic
-    links leading out), folders and hidden names (staging, swaps, half-written files) answer
+    links leading out), folders, hidden names (staging, swaps, half-written files) and the
+    files of annotations the visitor may not see (:mod:`cryocurate.grading.access`) answer
     404, under both prefixes: one function, one set of rules. What a browser may do with a
     file (saved as an attachment, sandboxed; PNG and JPEG shown) is set for both by
     :mod:`cryocurate.web.headers`.
 ``GET /download/<dataset|run|tomogram|annotation>/<id>.zip?layout=v1|v2``
-    The download :func:`cryocurate.transfer.download.list_entity` describes, as a zip built
+    The download :func:`cryocurate.transfer.download.list_entity` describes (without the
+    annotations the visitor may not see; one of those asked for by id is 404), as a zip built
     while it is sent, in constant memory. Members are *stored*, not deflated: MRC and Zarr
     chunks compress poorly and the disk is the bottleneck. Zip64 is used past 4 GiB. The zip's
     size is known before the first byte, so ``Content-Length`` is exact and browsers show
@@ -44,8 +46,17 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.types import Send
 
 from cryocurate.errors import CryocurateError, NotFoundError
+from cryocurate.grading import access
 from cryocurate.store import layouts
-from cryocurate.transfer.download import Kind, Listing, list_entity, zip_archive, zip_blocks
+from cryocurate.transfer.download import (
+    Kind,
+    Listing,
+    hidden_in_tree,
+    list_entity,
+    zip_archive,
+    zip_blocks,
+)
+from cryocurate.web.auth import current_user
 from cryocurate.web.deps import DbInt, portal_of
 
 router = APIRouter()
@@ -147,8 +158,11 @@ def _not_modified(request: Request, response: FileResponse, st: os.stat_result) 
 @router.get("/data/{path:path}", name="data_tree_file", include_in_schema=False)
 def data_file(path: str, request: Request) -> Response:
     """One file of the data tree (Range requests supported)."""
-    found = resolve_in_tree(portal_of(request).data_dir, path)
-    if found is None:
+    portal = portal_of(request)
+    found = resolve_in_tree(portal.data_dir, path)
+    # A file of an annotation this visitor may not see is as absent as its download.
+    guards = access.annotation_guards(current_user(request))
+    if found is None or hidden_in_tree(portal, path, guards):
         raise NotFoundError("no such file")
     real, st = found
     response = _DataFileResponse(real, stat_result=st, media_type=media_type(real.name))
@@ -162,7 +176,10 @@ LayoutQuery = Annotated[str, Query(pattern="^v[12]$", description="Folder layout
 
 
 def _listing(request: Request, kind: Kind, entity_id: int, layout: str) -> Listing:
-    return list_entity(portal_of(request), kind, entity_id, layout)
+    # Annotations this visitor may not see (other labellers' grades, a running campaign's
+    # consensus) are "not found" by id and left out of run and dataset downloads.
+    guards = access.annotation_guards(current_user(request))
+    return list_entity(portal_of(request), kind, entity_id, layout, guards)
 
 
 def _batches(pieces: Iterator[bytes], at_least: int = ZIP_BATCH) -> Iterator[bytes]:

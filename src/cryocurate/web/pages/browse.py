@@ -1,4 +1,9 @@
-"""The Browse Datasets page (``/``, ``/.json``, ``/index.json``): table, filters, search."""
+"""The Browse Datasets page (``/``, ``/.json``, ``/index.json``): table, filters, search.
+
+Everyone gets the same page for the same query: its counts, objects and search matches are of
+the annotations an anonymous visitor may see (:func:`cryocurate.grading.access.annotation_guards`
+of nobody), so the cached facet summary is one for all and a reviewer's view of unpublished
+grades stays on the run pages and the API, which answer per user."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from cryocurate.catalog.search import BrowseQuery, browse
+from cryocurate.grading import access
 from cryocurate.portal import Portal
 from cryocurate.web.deps import PortalDep
 from cryocurate.web.pages.render import render
@@ -30,7 +36,7 @@ FACET_TITLES = {
 def browse_context(portal: Portal, query: BrowseQuery) -> dict[str, Any]:
     """The page's data: the query as given, the result and the links it needs."""
     with portal.transaction() as session:
-        result = browse(session, query)
+        result = browse(session, query, access.annotation_guards(None))
 
     def link(**changes: Any) -> str:
         params = query.params(**changes)

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from cryocurate.catalog.search import RUNS_PER_PAGE, dataset_overview
 from cryocurate.errors import NotFoundError
+from cryocurate.grading import access
 from cryocurate.grading.run_summary import grading_summaries
 from cryocurate.web.auth import current_user
 from cryocurate.web.deps import DbInt, PortalDep
@@ -24,10 +25,12 @@ router = APIRouter(include_in_schema=False)
 def dataset_page(
     request: Request, portal: PortalDep, dataset_id: DbInt, page: DbInt = 1
 ) -> Response:
+    user = current_user(request)
+    guards = access.annotation_guards(user)  # counts and objects of what this visitor sees
     with portal.transaction() as session:
-        context = dataset_overview(session, dataset_id, max(1, page), RUNS_PER_PAGE)
+        context = dataset_overview(session, dataset_id, max(1, page), RUNS_PER_PAGE, guards)
         class2d = [r.id for r in context["runs"] if r.kind == "class2d"] if context else []
-        grading = grading_summaries(session, class2d, current_user(request))
+        grading = grading_summaries(session, class2d, user)
     if context is None:
         raise NotFoundError(f"no dataset {dataset_id}")
     context["grading"] = {str(run_id): rows for run_id, rows in grading.items()}

@@ -7,6 +7,8 @@ from fastapi.responses import Response
 
 from cryocurate.catalog.search import deposition_overview
 from cryocurate.errors import NotFoundError
+from cryocurate.grading import access
+from cryocurate.web.auth import current_user
 from cryocurate.web.deps import DbInt, PortalDep
 from cryocurate.web.pages.render import render
 
@@ -17,7 +19,8 @@ router = APIRouter(include_in_schema=False)
 @router.get("/depositions/{deposition_id:int}.json")
 def deposition_page(request: Request, portal: PortalDep, deposition_id: DbInt) -> Response:
     with portal.transaction() as session:
-        context = deposition_overview(session, deposition_id)
+        guards = access.annotation_guards(current_user(request))
+        context = deposition_overview(session, deposition_id, guards)
     if context is None:
         raise NotFoundError(f"no deposition {deposition_id}")
     return render(request, "deposition.html", context)

@@ -42,7 +42,9 @@ from cryocurate.errors import CryocurateError, InputError, NotFoundError
 from cryocurate.formats.annotations import read_ndjson
 from cryocurate.formats.omezarr import read_level, read_pyramid_info
 from cryocurate.formats.png import HIGH_PERCENTILE, LOW_PERCENTILE
+from cryocurate.grading import access
 from cryocurate.portal import Portal
+from cryocurate.web.auth import current_user
 from cryocurate.web.deps import DbInt, portal_of
 from cryocurate.web.pages.render import render
 
@@ -213,7 +215,8 @@ def _levels(portal: Portal, omezarr_dir: str | None) -> tuple[list[dict[str, Any
 def _viewer(request: Request, **which: int) -> Response:
     portal = portal_of(request)
     with portal.transaction() as session:
-        setup = viewer_setup(session, **which)
+        guards = access.annotation_guards(current_user(request))  # layers this visitor sees
+        setup = viewer_setup(session, **which, guards=guards)
     if setup is None:
         what = " and ".join(f"{k.removesuffix('_id')} {v}" for k, v in which.items())
         raise NotFoundError(f"no tomogram to view for {what}")
@@ -287,8 +290,9 @@ def annotation_points(
 ) -> JSONResponse:
     """A point annotation's points in voxels (``x, y, z``), and oriented points' x axes."""
     portal = portal_of(request)
+    guards = access.annotation_guards(current_user(request))
     with portal.transaction() as session:
-        files = annotation_files(session, annotation_id)
+        files = annotation_files(session, annotation_id, guards)
     if files is None or not files.ndjson:
         raise NotFoundError("no such point annotation")
     try:
@@ -342,8 +346,9 @@ def annotation_outline(
         raise InputError(f"colour must be 6 hex digits, not {colour!r}")
     rgb = bytes.fromhex(match.group(1))
     portal = portal_of(request)
+    guards = access.annotation_guards(current_user(request))
     with portal.transaction() as session:
-        files = annotation_files(session, annotation_id)
+        files = annotation_files(session, annotation_id, guards)
     if files is None or not files.mask_zarr:
         raise NotFoundError("no such segmentation mask")
     try:
