@@ -168,3 +168,41 @@ def test_help_has_examples(capsys):
     ):  # fmt: skip
         code, out, _ = cli(capsys, "campaign", command, "--help")
         assert code == 0 and "Example" in out
+
+
+def test_close_and_reopen_decide_who_sees_the_consensus(tmp_path, capsys, database_url):
+    """`campaign close` ends grading and makes the campaign's consensus public (never the
+    labellers' own grades); `campaign reopen` undoes both. Checked as an anonymous visitor of
+    the API would see it, through the one access rule."""
+    from cryocurate.catalog import filters
+    from cryocurate.errors import ConflictError
+    from cryocurate.grading import access
+    from cryocurate.grading.consensus_store import compute_consensus
+    from tests.web.graded import build_graded_portal
+
+    g = build_graded_portal(tmp_path, database_url, closed=False)
+
+    def public_methods() -> list[str]:
+        search = filters.Search.from_spec(
+            filters.ENTITIES["annotations"], {}, guards=access.annotation_guards(None)
+        )
+        with Portal.open(g.root) as p, p.transaction() as s:
+            items, _ = search.fetch(s, count=False)
+        return sorted(row["method_type"] for row in items)
+
+    assert public_methods() == []  # running: no grade annotation is public
+    code, _out, err = cli(capsys, "campaign", "close", str(g.root), str(g.campaign_id))
+    assert code == 0 and "is now closed" in err
+    assert public_methods() == ["hybrid", "hybrid"]  # the two runs' consensus, no labeller's
+    code, _out, err = cli(capsys, "campaign", "close", str(g.root), str(g.campaign_id))
+    assert code == 0 and "already closed" in err
+    with Portal.open(g.root) as p, p.transaction() as s:
+        campaign = grading.get_campaign(s, g.campaign_id)
+        request = grading.GradeRequest(request_id=uuid.uuid4().hex, item_id=1, grade="A")
+        with pytest.raises(ConflictError, match="closed"):
+            grading.record(s, campaign, accounts.get_user(s, LABELLERS[0]), request)
+    code, _out, err = cli(capsys, "campaign", "reopen", str(g.root), str(g.campaign_id))
+    assert code == 0 and "is now open" in err
+    assert public_methods() == []
+    with Portal.open(g.root) as p, p.transaction() as s:
+        compute_consensus(s, grading.get_campaign(s, g.campaign_id))  # still works when open

@@ -82,7 +82,12 @@ def give(session, campaign, email: str, item_id: int, grade: str) -> None:
     grading.record(session, campaign, user, grading.GradeRequest(uuid.uuid4().hex, item_id, grade))
 
 
-def build_graded_portal(base: Path, database_url: str | None = None) -> Graded:
+def build_graded_portal(
+    base: Path, database_url: str | None = None, *, closed: bool = True
+) -> Graded:
+    """The portal above. ``closed``: the campaign is closed after the reviewer settled, as a
+    finished campaign is, so its consensus is public (what anonymous visitors of the gallery
+    see); with ``closed=False`` only its labellers, reviewers and admins see grades."""
     built = build_grading_portal(base, database_url, n_classes=N_CLASSES)
     first, second = built.run_ids
     with Portal.open(built.root) as portal, portal.transaction() as s:
@@ -104,6 +109,7 @@ def build_graded_portal(base: Path, database_url: str | None = None) -> Graded:
         compute_consensus(s, campaign)
         item = items_by_class(s, cid, first)[SETTLED_CLASS]
         settle(s, campaign, item, accounts.get_user(s, REVIEWER), "C", "between A and D")
+        grading.set_closed(s, campaign, closed)
         dataset_id = s.get(Run, first).dataset_id
     job = synth_cryosparc(
         base / "jobs" / "J2", n_classes=4, box=32, n_particles=200, seed=99, project_uid="P1",

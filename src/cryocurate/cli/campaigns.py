@@ -324,6 +324,39 @@ def add_runs(
     console.err.print(f"Added {n} items.")
 
 
+def _set_closed(root: Path, campaign_id: int, closed: bool) -> None:
+    from cryocurate.portal import Portal
+
+    with Portal.open(root) as portal, portal.transaction() as session:
+        campaign = grading.get_campaign(session, campaign_id)
+        changed, name = grading.set_closed(session, campaign, closed), campaign.name
+    state = "closed" if closed else "open"
+    if changed:
+        console.err.print(f"Campaign {campaign_id} ({name}) is now {state}.", markup=False)
+    else:
+        console.err.print(f"Campaign {campaign_id} ({name}) was already {state}.", markup=False)
+
+
+@app.command()
+def close(root: Path = Root, campaign_id: int = CampaignId) -> None:
+    """Close a campaign: no more grades are accepted, and its consensus annotations (not the
+    labellers' own grades) become public on the portal. `campaign reopen` undoes it.
+
+    Example: cryocurate campaign close ./portal 1
+    """
+    _set_closed(root, campaign_id, True)
+
+
+@app.command()
+def reopen(root: Path = Root, campaign_id: int = CampaignId) -> None:
+    """Reopen a closed campaign: grades are accepted again, and its consensus is for reviewers
+    and admins until it is closed once more.
+
+    Example: cryocurate campaign reopen ./portal 1
+    """
+    _set_closed(root, campaign_id, False)
+
+
 @app.command()
 def describe(
     root: Path = Root,

@@ -278,6 +278,17 @@ def _append_queue(session: Session, campaign: Campaign, user_id: int, items: Seq
     session.execute(sa.insert(QueueEntry), rows)
 
 
+def set_closed(session: Session, campaign: Campaign, closed: bool) -> bool:
+    """Close a campaign (no more grades are accepted, and its consensus annotations become
+    public: :func:`cryocurate.grading.access.sees_grade_annotation`) or reopen it. Returns
+    whether anything changed, so a repeated close is harmless and says so."""
+    if campaign.closed == closed:
+        return False
+    campaign.closed = closed
+    session.flush()
+    return True
+
+
 def set_descriptions(session: Session, campaign: Campaign, descriptions: Mapping[str, str]) -> None:
     """Edit the rubric's words for some grades (``{"B": "…"}``)."""
     campaign.levels = with_descriptions(campaign.levels, descriptions)

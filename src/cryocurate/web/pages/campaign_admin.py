@@ -285,6 +285,7 @@ def _edit_context(session: Session, campaign_id: int) -> dict[str, Any]:
             "grades_per_item": campaign.grades_per_item,
             "repeat_share": campaign.repeat_share,
             "created_at": campaign.created_at,
+            "closed": campaign.closed,
         },
         "levels": [
             {**level, "examples": examples.get(int(level["value"]), [])}
@@ -343,6 +344,23 @@ def admin_descriptions(
         if any(not t.strip() for t in text):
             raise InputError("a description is empty", hint="say what the grade means")
         grading.set_descriptions(session, campaign, dict(zip(key, text, strict=True)))
+
+    return _edit(request, admin, campaign_id, change)
+
+
+@router.post("/admin/campaigns/{campaign_id:int}/state")
+def admin_campaign_state(
+    request: Request,
+    campaign_id: DbInt,
+    admin: User = AdminUser,
+    state: str = Form(""),
+) -> Response:
+    """Close the campaign (no more grades; its consensus becomes public) or reopen it."""
+
+    def change(session: Session, campaign: Campaign) -> None:
+        if state not in ("closed", "open"):
+            raise InputError("the state is 'closed' or 'open'")
+        grading.set_closed(session, campaign, state == "closed")
 
     return _edit(request, admin, campaign_id, change)
 
