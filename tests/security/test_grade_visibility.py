@@ -40,7 +40,7 @@ CAMPAIGN = "Spring 2D"
 
 @pytest.fixture
 def served(tmp_path, database_url, live_server):
-    graded = build_graded_portal(tmp_path, database_url)
+    graded = build_graded_portal(tmp_path, database_url, closed=False)  # running
     url = live_server(
         [sys.executable, "-m", "cryocurate", "serve", str(graded.root), "--port", "{port}"],
         timeout=60,

@@ -217,22 +217,22 @@ def test_a_labeller_grades_tilt_series_by_keyboard(world, live_server, browser, 
         for _ in range(3):
             page.keyboard.press("ArrowUp")
         page.wait_for_function(
-            f"document.querySelector('#stage').dataset.tiltSlot === '{zero + 3}'"
+            f"() => document.querySelector('#stage').dataset.tiltSlot === '{zero + 3}'"
         )
         assert page.text_content("#tilt-angle").endswith("+9.0°")
         page.keyboard.press("End")
         page.wait_for_function(
-            "document.querySelector('#tilt-angle').textContent.endsWith('+60.0°')"
+            "() => document.querySelector('#tilt-angle').textContent.endsWith('+60.0°')"
         )
         page.wait_for_function(
-            "(() => { const i = document.querySelector('#stage img');"
-            " return i && i.complete && i.naturalWidth > 0; })()"
+            "() => { const i = document.querySelector('#stage img');"
+            " return i && i.complete && i.naturalWidth > 0; }"
         )
         page.screenshot(path=screenshot_dir / "grading-tiltseries-stack.png")
         # The montage, and a click on its first tile opens the −60° tilt.
         page.keyboard.press("t")
         page.wait_for_selector("#stage[data-view='montage'] img")
-        page.wait_for_function("document.querySelector('#stage img').naturalWidth > 0")
+        page.wait_for_function("() => document.querySelector('#stage img').naturalWidth > 0")
         page.screenshot(path=screenshot_dir / "grading-tiltseries-montage.png")
         page.locator("#stage img").click(position={"x": 5, "y": 5})
         page.wait_for_selector("#stage[data-view='stack']")
@@ -244,7 +244,7 @@ def test_a_labeller_grades_tilt_series_by_keyboard(world, live_server, browser, 
         # Grade: 5 for the first, 2 for the second; the screen moves on at each key.
         page.keyboard.press("5")
         page.wait_for_function(
-            f"document.querySelector('#stage').dataset.itemId !== '{first_item}'"
+            f"() => document.querySelector('#stage').dataset.itemId !== '{first_item}'"
             " || !document.querySelector('#done').hidden"
         )
         second_item = page.get_attribute("#stage", "data-item-id")

@@ -229,7 +229,12 @@ def tilts_info(tiltseries_id: DbInt, request: Request) -> Response:
     return JSONResponse(body, headers={"Cache-Control": "private, max-age=60"})
 
 
-@router.get("/tiltseries/{tiltseries_id:int}/tilts/{index:int}.png", name="tilt_series_tilt")
+@router.get(
+    "/tiltseries/{tiltseries_id:int}/tilts/{index:int}.png",
+    name="tilt_series_tilt",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The picture"}},
+)
 def tilt_image(tiltseries_id: DbInt, index: DbInt, request: Request) -> Response:
     """One tilt of a tilt series (file order) as a PNG."""
     s = series(request, tiltseries_id)
@@ -238,7 +243,12 @@ def tilt_image(tiltseries_id: DbInt, index: DbInt, request: Request) -> Response
     return _image(request, s, f"t{index}", lambda: tilt_png(s, index))
 
 
-@router.get("/tiltseries/{tiltseries_id:int}/montage.png", name="tilt_series_montage")
+@router.get(
+    "/tiltseries/{tiltseries_id:int}/montage.png",
+    name="tilt_series_montage",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The picture"}},
+)
 def montage_image(tiltseries_id: DbInt, request: Request) -> Response:
     """All tilts of a tilt series, in angle order, as one PNG."""
     s = series(request, tiltseries_id)

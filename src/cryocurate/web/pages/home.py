@@ -25,7 +25,7 @@ from cryocurate.web.auth import require_user
 from cryocurate.web.deps import DbInt, portal_of
 from cryocurate.web.pages.render import render
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # pages, not the API
 
 
 @router.get("/home.json", include_in_schema=False)
