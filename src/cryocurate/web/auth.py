@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
@@ -211,13 +211,6 @@ def set_cookie(
 # The middleware
 
 
-def _problem_response(scope: Scope, status: int, message: str) -> Response:
-    """The middleware's refusals (private portal, CSRF) answered by the web's error boundary
-    (the middleware runs outside the app's exception handlers, so it asks for the answer)."""
-    error = AuthenticationError(message) if status == 401 else ForbiddenError(message)
-    return web_errors.answer(Request(scope), error)
-
-
 class AuthMiddleware:
     """Pure ASGI (the request body stays streamable): identify, check CSRF, keep private."""
 
@@ -234,11 +227,8 @@ class AuthMiddleware:
             _identify, portal, _bearer(request.headers), request.cookies.get(SESSION_COOKIE)
         )
         if ident is None:
-            await JSONResponse(
-                {"ok": False, "error": "invalid or revoked API token", "status": 401},
-                401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )(scope, receive, send)
+            # A bearer token is a script's: the envelope, whatever page it asked for.
+            await web_errors.envelope("invalid or revoked API token", 401)(scope, receive, send)
             return
         scope.setdefault("state", {})["identity"] = ident
         if (
@@ -246,15 +236,15 @@ class AuthMiddleware:
             and ident.user is None
             and not scope["path"].startswith(OPEN_PREFIXES)
         ):
-            await _problem_response(scope, 401, "this portal is private: log in first")(
-                scope, receive, send
-            )
+            refusal = AuthenticationError("this portal is private: log in first")
+            await web_errors.answer(request, refusal)(scope, receive, send)
             return
         if scope["method"] in UNSAFE_METHODS and ident.via == "session":
             receive, sent = await _csrf_from_request(scope, receive)
             expected = accounts.csrf_token_for(ident.session_token or "")
             if not csrf_ok(expected, sent):
-                await _problem_response(scope, 403, CSRF_REFUSED)(scope, receive, send)
+                refusal = ForbiddenError(CSRF_REFUSED)
+                await web_errors.answer(Request(scope), refusal)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

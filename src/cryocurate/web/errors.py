@@ -48,7 +48,7 @@ from cryocurate.errors import (
     InputError,
     TooManyRequestsError,
 )
-from cryocurate.web.pages.render import TEMPLATES
+from cryocurate.web.pages.render import TEMPLATES, wants_json
 
 log = logging.getLogger("cryocurate.web")
 
@@ -78,17 +78,13 @@ _DATA_SUFFIXES = (".ndjson", ".png", ".csv", ".zip")
 
 
 def wants_json_error(request: Request) -> bool:
-    """Whether ``request``'s error is answered as the JSON envelope rather than a page."""
+    """Whether ``request``'s error is answered as the JSON envelope rather than a page: what
+    :func:`~cryocurate.web.pages.render.wants_json` says a page's JSON twin is, and the API."""
     path = request.url.path
-    if path.startswith("/api/") or path == "/me" or path.endswith(".json"):
+    if path.startswith("/api/") or path == "/me" or wants_json(request):
         return True
-    if request.query_params.get("format") == "json":
-        return True
-    accept = request.headers.get("accept", "").lower()
-    if "text/html" in accept:
+    if "text/html" in request.headers.get("accept", "").lower():
         return False  # a browser's navigation or form
-    if "application/json" in accept:
-        return True
     # No preference: a script. Downloads, data files and non-GET calls (fetch) get the
     # envelope they can parse; a page's URL gets the page.
     data = path.startswith(_DATA_PREFIXES) or path.endswith(_DATA_SUFFIXES)
@@ -136,16 +132,22 @@ def _target(request: Request) -> str:
 # Answering
 
 
+def envelope(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON API's one error shape, ``{"ok": false, "error": …, "status": N}`` (a 401 says
+    how to authenticate)."""
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    body = {"ok": False, "error": message, "status": status}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def respond(
     request: Request, status: int, message: str, headers: dict[str, str] | None = None
 ) -> Response:
     """The answer for an error of HTTP ``status`` saying ``message``: envelope or page."""
-    headers = dict(headers or {})
     if wants_json_error(request):
-        if status == 401:
-            headers.setdefault("WWW-Authenticate", "Bearer")
-        body = {"ok": False, "error": message, "status": status}
-        return JSONResponse(body, status_code=status, headers=headers)
+        return envelope(message, status, headers)
     context = {
         "status": status,
         "title": _TITLES.get(status) or _phrase(status),

@@ -51,7 +51,7 @@ def wants_json(request: Request) -> bool:
     """``/x.json``, ``?format=json`` or ``Accept: application/json`` (and not text/html)."""
     if request.url.path.endswith(".json") or request.query_params.get("format") == "json":
         return True
-    accept = request.headers.get("accept", "")
+    accept = request.headers.get("accept", "").lower()  # media types are case-insensitive
     return "application/json" in accept and "text/html" not in accept
 
 
