@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import csv
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from cryocurate.portal import Portal
 from cryocurate.synth import synth_cryosparc, synth_relion
@@ -90,3 +91,16 @@ def tree_state(folder: Path) -> dict[str, tuple[int, int]]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
+
+
+def portal_state(
+    root: Path, models: Sequence[type]
+) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
+    """Every file of the portal's data tree (:func:`tree_state`) and the row counts of
+    ``models``: a refused command must leave both as they were."""
+    with Portal.open(root) as portal, portal.transaction() as s:
+        rows = {
+            model.__name__: s.scalar(sa.select(sa.func.count()).select_from(model))
+            for model in models
+        }
+        return tree_state(portal.data_dir), rows

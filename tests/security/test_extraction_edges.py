@@ -19,30 +19,18 @@ import struct
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from cryocurate.catalog.models import ClassAverage, Dataset, Run
-from cryocurate.portal import Portal
 from tests.cli_in_process import cli
 from tests.ingest import tomo_data
+from tests.ingest.conftest import portal_state
 
 SMALL = ("--classes", 4, "--box", 32, "--particles", 300, "--seed", 1)
 MRC_MODE_OFFSET = 12  # bytes: nx, ny, nz, then mode, as little-endian int32
 
 
 def _state(root: Path) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
-    """Every file of the data tree (size, mtime) and the catalog's row counts."""
-    with Portal.open(root) as portal, portal.transaction() as s:
-        files = {
-            str(p.relative_to(portal.data_dir)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(portal.data_dir.rglob("*"))
-            if p.is_file()
-        }
-        rows = {
-            model.__name__: s.scalar(sa.select(sa.func.count()).select_from(model))
-            for model in (Dataset, Run, ClassAverage)
-        }
-    return files, rows
+    return portal_state(root, (Dataset, Run, ClassAverage))
 
 
 def _set_mode(path: Path, mode: int) -> None:

@@ -23,6 +23,7 @@ from cryocurate.formats import tkteach
 from cryocurate.portal import Portal
 from tests.cli_in_process import cli
 from tests.formats.test_tkteach import CATEGORIES_TXT, Tkteach
+from tests.ingest.conftest import portal_state
 
 JOB = "P3_J12_64a1b2c3d4e5f6a7b8c9d0e1"
 REVIEWER, ANN = "reviewer@lab.edu", "ann@lab.edu"
@@ -31,18 +32,7 @@ LETTERS = ["A", "B", "C", "F"]
 
 
 def _state(root: Path) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
-    """Every file of the data tree (size, mtime) and the catalog's row counts."""
-    with Portal.open(root) as portal, portal.transaction() as s:
-        files = {
-            str(p.relative_to(portal.data_dir)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(portal.data_dir.rglob("*"))
-            if p.is_file()
-        }
-        rows = {
-            model.__name__: s.scalar(sa.select(sa.func.count()).select_from(model))
-            for model in (Dataset, Run, Campaign, Grade, GradeEvent, User)
-        }
-    return files, rows
+    return portal_state(root, (Dataset, Run, Campaign, Grade, GradeEvent, User))
 
 
 def _database(folder: Path, email: str) -> None:
