@@ -31,7 +31,25 @@ def to_uint8(
     lo, hi = (float(v) for v in np.percentile(arr, [low, high]))
     if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
         return np.full(arr.shape, 128, dtype=np.uint8)
-    scaled = (arr - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    return scale_to_uint8(arr, lo, hi)
+
+
+def robust_window(
+    sample: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE
+) -> tuple[float, float]:
+    """The ``low``/``high`` percentiles of ``sample``, as a window shared by many images (a
+    tomogram level's slices, a tilt series' tilts); a flat or non-finite sample gives a
+    window one unit wide, so every image of it scales without dividing by zero."""
+    lo, hi = (float(v) for v in np.percentile(sample, [low, high]))
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
+        lo = lo if np.isfinite(lo) else 0.0
+        hi = lo + 1.0
+    return lo, hi
+
+
+def scale_to_uint8(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``image`` with ``lo`` at 0 and ``hi`` at 255, rounded and clipped (``hi > lo``)."""
+    scaled = (np.asarray(image, dtype=np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
     np.rint(scaled, out=scaled)
     np.clip(scaled, 0, 255, out=scaled)
     return scaled.astype(np.uint8)

@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw
 from cryocurate.catalog.models import TiltSeries
 from cryocurate.errors import CryocurateError, NotFoundError
 from cryocurate.formats.mrc import read_header, read_section
-from cryocurate.formats.png import HIGH_PERCENTILE, LOW_PERCENTILE, png_bytes
+from cryocurate.formats.png import png_bytes, robust_window, scale_to_uint8
 from cryocurate.ingest.tomography import read_angles
 from cryocurate.web.deps import DbInt, portal_of
 from cryocurate.web.files import resolve_in_tree
@@ -102,12 +102,7 @@ def _angles(data_dir: Path, rel: str | None, n: int) -> list[float] | None:
 
 def _window(path: Path, index: int, nx: int, ny: int) -> tuple[float, float]:
     step = max(1, math.ceil(max(nx, ny) / WINDOW_SAMPLE_PX))
-    sample = read_section(path, index, row_step=step, col_step=step)
-    lo, hi = (float(v) for v in np.percentile(sample, [LOW_PERCENTILE, HIGH_PERCENTILE]))
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        lo = lo if math.isfinite(lo) else 0.0
-        hi = lo + 1.0
-    return lo, hi
+    return robust_window(read_section(path, index, row_step=step, col_step=step))
 
 
 def series(request: Request, tiltseries_id: int) -> Series:
@@ -162,17 +157,10 @@ def _bin(image: np.ndarray, factor: int) -> np.ndarray:
     return view.mean(axis=(1, 3), dtype=np.float32)
 
 
-def _to_uint8(image: np.ndarray, s: Series) -> np.ndarray:
-    scaled = (image.astype(np.float32) - np.float32(s.lo)) * np.float32(255.0 / (s.hi - s.lo))
-    np.rint(scaled, out=scaled)
-    np.clip(scaled, 0, 255, out=scaled)
-    return scaled.astype(np.uint8)
-
-
 def tilt_png(s: Series, index: int) -> bytes:
     """One tilt (file order), binned to at most ``MAX_TILT_PX``, as PNG bytes."""
     factor = max(1, math.ceil(max(s.nx, s.ny) / MAX_TILT_PX))
-    return png_bytes(_to_uint8(_bin(read_section(s.path, index), factor), s))
+    return png_bytes(scale_to_uint8(_bin(read_section(s.path, index), factor), s.lo, s.hi))
 
 
 def montage_png(s: Series) -> bytes:
@@ -191,7 +179,9 @@ def montage_png(s: Series) -> bytes:
     pair = 2 if max(s.nx, s.ny) // step >= 2 * MONTAGE_TILE_PX else 1
     for slot, index in enumerate(s.order):
         pixels = _bin(read_section(s.path, index, row_step=step, col_step=step), pair)
-        tile = Image.fromarray(_to_uint8(pixels, s), mode="L").resize((tile_w, tile_h))
+        tile = Image.fromarray(scale_to_uint8(pixels, s.lo, s.hi), mode="L").resize(
+            (tile_w, tile_h)
+        )
         x = (slot % layout["columns"]) * (tile_w + gap)
         y = (slot // layout["columns"]) * (tile_h + gap)
         sheet.paste(tile, (x, y))

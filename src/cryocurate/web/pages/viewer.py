@@ -41,7 +41,7 @@ from cryocurate.catalog.run_pages import annotation_files, tomogram_files, viewe
 from cryocurate.errors import CryocurateError, InputError, NotFoundError
 from cryocurate.formats.annotations import read_ndjson
 from cryocurate.formats.omezarr import read_level, read_pyramid_info
-from cryocurate.formats.png import HIGH_PERCENTILE, LOW_PERCENTILE
+from cryocurate.formats.png import png_bytes, robust_window, scale_to_uint8
 from cryocurate.grading import access
 from cryocurate.portal import Portal
 from cryocurate.web.auth import current_user
@@ -130,11 +130,7 @@ def _window(data: np.ndarray) -> tuple[float, float]:
     """Robust percentiles of ``data`` (a strided sample of at most ``SAMPLE_VALUES``)."""
     flat = data.reshape(-1)
     step = max(1, flat.size // SAMPLE_VALUES)
-    sample = flat[::step].astype(np.float32, copy=False)
-    lo, hi = (float(v) for v in np.percentile(sample, [LOW_PERCENTILE, HIGH_PERCENTILE]))
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
-        lo, hi = lo if np.isfinite(lo) else 0.0, (lo if np.isfinite(lo) else 0.0) + 1.0
-    return lo, hi
+    return robust_window(flat[::step].astype(np.float32, copy=False))
 
 
 CACHE = LevelCache()
@@ -161,12 +157,7 @@ def _png(image: Image.Image) -> bytes:
 def slice_png(zarr_dir: Path, level: int, z: int) -> bytes:
     """One slice as an 8-bit PNG in the level's cached contrast window."""
     plane, item = _slice(zarr_dir, level, z)
-    scaled = (plane.astype(np.float32) - np.float32(item.lo)) * np.float32(
-        255.0 / (item.hi - item.lo)
-    )
-    np.rint(scaled, out=scaled)
-    np.clip(scaled, 0, 255, out=scaled)
-    return _png(Image.fromarray(scaled.astype(np.uint8), mode="L"))
+    return png_bytes(scale_to_uint8(plane, item.lo, item.hi))
 
 
 def outline(mask: np.ndarray) -> np.ndarray:
