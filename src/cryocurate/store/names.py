@@ -123,6 +123,14 @@ def _within(real: str, root_real: str) -> bool:
     return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
 
 
+def real_path_within(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> str | None:
+    """The real path of ``path`` (every link followed) when it lies inside ``root`` (or is
+    it), else None: the containment check of readers, which answer "not found" where
+    :func:`contained` refuses a write."""
+    real = os.path.realpath(path)
+    return real if _within(real, os.path.realpath(root)) else None
+
+
 def contained(root: str | os.PathLike[str], path: str | os.PathLike[str], *,
               what: str = "write") -> Path:  # fmt: skip
     """``path`` (absolute, or relative to ``root``), proven to resolve inside ``root``.

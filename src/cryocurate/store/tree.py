@@ -27,7 +27,7 @@ from typing import Any
 
 from cryocurate.atomic import fsync_dir
 from cryocurate.errors import UnsafePathError
-from cryocurate.store.names import contained, safe_segment
+from cryocurate.store.names import contained, real_path_within, safe_segment
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +139,8 @@ def swap_in(
 def _check_target(swaps_root: Path, final: Path) -> None:
     tree_root = swaps_root.parent
     contained(tree_root, final, what="swap")
-    real, swaps_real = os.path.realpath(final), os.path.realpath(swaps_root)
-    if (
-        real == os.path.realpath(tree_root)
-        or real == swaps_real
-        or real.startswith(swaps_real + os.sep)
+    if os.path.realpath(final) == os.path.realpath(tree_root) or real_path_within(
+        swaps_root, final
     ):
         raise UnsafePathError("refusing to swap the tree itself or its swaps", where=final)
 

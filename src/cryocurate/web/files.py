@@ -47,7 +47,7 @@ from starlette.types import Send
 
 from cryocurate.errors import CryocurateError, NotFoundError
 from cryocurate.grading import access
-from cryocurate.store import layouts
+from cryocurate.store import layouts, names
 from cryocurate.transfer.download import (
     Kind,
     Listing,
@@ -102,9 +102,8 @@ def resolve_in_tree(data_dir: Path, rel: str) -> tuple[Path, os.stat_result] | N
     """
     if not layouts.is_public_path(rel):
         return None
-    root = os.path.realpath(data_dir)
-    real = os.path.realpath(os.path.join(root, rel))
-    if not real.startswith(root + os.sep):
+    real = names.real_path_within(data_dir, os.path.join(data_dir, rel))
+    if real is None:
         return None
     try:
         st = os.stat(real)
