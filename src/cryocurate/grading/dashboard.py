@@ -36,28 +36,25 @@ from cryocurate.grading.progress import campaign_summary, my_progress
 def review_counts(session: Session, campaign: Campaign) -> dict[str, Any]:
     """``{"computed", "flagged", "open"}``: whether a consensus is stored, how many items it
     flagged, and how many of those no reviewer has settled yet."""
-    computed = session.scalar(
-        sa.select(sa.func.count())
+    # One pass over the campaign's consensus rows (a review decision is at most one per
+    # item: its key is the campaign and item), not a query per figure.
+    flagged_row = ConsensusGrade.flagged.is_(True)
+    computed, flagged, settled = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count().filter(flagged_row),
+            sa.func.count(ReviewDecision.item_id).filter(flagged_row),
+        )
         .select_from(ConsensusGrade)
-        .where(ConsensusGrade.campaign_id == campaign.id)
-    )
-    flagged = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(ConsensusGrade)
-        .where(ConsensusGrade.campaign_id == campaign.id, ConsensusGrade.flagged.is_(True))
-    )
-    settled = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(ConsensusGrade)
-        .join(
+        .outerjoin(
             ReviewDecision,
             sa.and_(
                 ReviewDecision.campaign_id == ConsensusGrade.campaign_id,
                 ReviewDecision.item_id == ConsensusGrade.item_id,
             ),
         )
-        .where(ConsensusGrade.campaign_id == campaign.id, ConsensusGrade.flagged.is_(True))
-    )
+        .where(ConsensusGrade.campaign_id == campaign.id)
+    ).one()
     return {
         "computed": bool(computed),
         "flagged": int(flagged or 0),
